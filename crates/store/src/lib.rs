@@ -1,1 +1,78 @@
-//! placeholder
+//! Storage of meetwire behind one trait, so the server does not care which database it runs on.
+//!
+//! Every rule that must hold across concurrent requests or several processes (a bot's state
+//! changes serialise, a runner id is stored once, a deduplication key is unique among active
+//! bots) is enforced by the database itself — transactions, row locks and unique indexes — never
+//! only by a lock in this process, so that several nodes can later share one database.
+
+pub mod error;
+pub mod model;
+mod page;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use meetwire_core::record::RecordKind;
+use meetwire_core::time::Timestamp;
+
+pub use error::{Result, StoreError};
+pub use model::*;
+
+/// Everything meetwire keeps.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates a project and its first API key.
+    async fn create_project(&self, name: &str) -> Result<CreatedProject>;
+    /// Adds an API key to a project; the key is returned in clear once.
+    async fn create_api_key(&self, project_id: &str) -> Result<String>;
+    /// The project an API key belongs to, if the key is known and enabled.
+    async fn authenticate_api_key(&self, key: &str) -> Result<Option<String>>;
+    /// Creates a runner token (operator-wide); returned in clear once.
+    async fn create_runner_token(&self, name: &str) -> Result<String>;
+    /// The runner a token belongs to.
+    async fn authenticate_runner(&self, token: &str) -> Result<Option<String>>;
+
+    /// Creates a bot (and, unless scheduled, its `join_requested` event) in one transaction.
+    async fn create_bot(&self, project_id: &str, bot: NewBot) -> Result<Bot>;
+    async fn get_bot(&self, project_id: &str, bot_id: &str) -> Result<Bot>;
+    async fn list_bots(
+        &self,
+        project_id: &str,
+        filter: &BotFilter,
+        page: PageRequest,
+    ) -> Result<Page<Bot>>;
+    async fn patch_bot(&self, project_id: &str, bot_id: &str, patch: BotPatch) -> Result<Bot>;
+    /// Deletes a bot that never joined (scheduled); others are refused.
+    async fn delete_bot(&self, project_id: &str, bot_id: &str) -> Result<()>;
+
+    /// Stores a batch of things that happened to one bot, atomically: either every new record
+    /// (and the bot's new state) is stored, or nothing is. Records whose runner id is already
+    /// stored are skipped, so a retried batch is harmless. `cursor` is an opaque runner
+    /// progress marker kept with the batch.
+    async fn record(
+        &self,
+        actor: Actor<'_>,
+        bot_id: &str,
+        inputs: Vec<BotInput>,
+        cursor: Option<serde_json::Value>,
+    ) -> Result<BatchOutcome>;
+    /// A bot's records of one kind, oldest first.
+    async fn list_records(
+        &self,
+        project_id: &str,
+        bot_id: &str,
+        kind: RecordKind,
+        page: PageRequest,
+    ) -> Result<Page<StoredRecord>>;
+
+    /// Claims one bot that is waiting to join for a runner; `sandbox` picks the built-in
+    /// sandbox's bots or the external runners' ones.
+    async fn claim_bot(&self, runner: &str, sandbox: bool) -> Result<Option<Bot>>;
+    /// Bots this runner holds that are not finished (the sandbox resumes these after a restart).
+    async fn runner_bots(&self, runner: &str) -> Result<Vec<Bot>>;
+    /// Records the runner's heartbeat and returns the bot as it is now.
+    async fn heartbeat(&self, runner: &str, bot_id: &str) -> Result<Bot>;
+    /// Claimed, unfinished bots whose runner has been silent since before `cutoff`.
+    async fn silent_bots(&self, cutoff: Timestamp) -> Result<Vec<Bot>>;
+    /// Scheduled or staged bots whose `join_at` is at or before `until`.
+    async fn scheduled_bots(&self, until: Timestamp) -> Result<Vec<Bot>>;
+}

@@ -1,0 +1,27 @@
+//! Storage errors: the few outcomes callers act on by kind, and the database's own failures.
+
+use meetwire_core::state::TransitionError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The object does not exist in the caller's project (or at all).
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule refused the write (e.g. an active bot with the same deduplication key).
+    #[error("{0}")]
+    Conflict(String),
+    /// The request breaks a rule that only the stored state can check.
+    #[error("{0}")]
+    Invalid(String),
+    /// The bot state machine refused an event; nothing was stored.
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

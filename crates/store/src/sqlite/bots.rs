@@ -1,0 +1,263 @@
+//! Bots: creation (with the first `join_requested` in the same transaction), reads scoped to a
+//! project, user edits, and the runner side: claims, heartbeats, and finding silent runners.
+
+use meetwire_core::ids::{new_id, IdKind};
+use meetwire_core::record::BotEventRequest;
+use meetwire_core::state::{BotState, RecordingState, TranscriptionState};
+use meetwire_core::time::{now, Timestamp};
+use sqlx::{SqliteConnection, SqlitePool};
+
+use super::records::apply_inputs;
+use super::rows::{bot_from_row, BOT_COLUMNS};
+use crate::error::{Result, StoreError};
+use crate::model::{Actor, Bot, BotFilter, BotInput, BotPatch, NewBot, Page, PageRequest};
+use crate::page;
+
+/// The states in which a bot holds its deduplication key (as the partial unique index says).
+const DEDUP_CONFLICT: &str = "Deduplication key already in use by an active bot";
+
+pub(super) async fn create(pool: &SqlitePool, project_id: &str, new: NewBot) -> Result<Bot> {
+    let id = new_id(IdKind::Bot);
+    let at = now();
+    let scheduled = new.join_at.is_some_and(|t| t > at);
+    let state = if scheduled {
+        BotState::Scheduled
+    } else {
+        BotState::Ready
+    };
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let inserted = sqlx::query(
+        "INSERT INTO bots (id, project_id, meeting_url, bot_name, metadata, deduplication_key, \
+         join_at, state, recording_state, transcription_state, is_sandbox, sandbox_script, \
+         created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&id)
+    .bind(project_id)
+    .bind(&new.meeting_url)
+    .bind(&new.bot_name)
+    .bind(serde_json::Value::Object(new.metadata).to_string())
+    .bind(&new.deduplication_key)
+    .bind(new.join_at.map(|t| t.timestamp_micros()))
+    .bind(state.code())
+    .bind(RecordingState::NotStarted.code())
+    .bind(TranscriptionState::NotStarted.code())
+    .bind(new.is_sandbox)
+    .bind(new.sandbox_script.map(|s| s.to_string()))
+    .bind(at.timestamp_micros())
+    .bind(at.timestamp_micros())
+    .execute(&mut *tx)
+    .await;
+    if let Err(e) = inserted {
+        return Err(unique_violation_as(e, DEDUP_CONFLICT));
+    }
+    if !scheduled {
+        let join = BotInput::Event(BotEventRequest::join_requested("api"));
+        apply_inputs(&mut tx, Actor::System, &id, vec![join], None).await?;
+    }
+    let bot = fetch(&mut tx, &id).await?;
+    tx.commit().await?;
+    Ok(bot)
+}
+
+/// A unique-index violation as a conflict with `message`; other errors as they are.
+fn unique_violation_as(e: sqlx::Error, message: &str) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(message.to_owned())
+        }
+        _ => StoreError::Database(e),
+    }
+}
+
+async fn fetch(conn: &mut SqliteConnection, bot_id: &str) -> Result<Bot> {
+    let sql = format!("SELECT {BOT_COLUMNS} FROM bots WHERE id = ?");
+    let row = sqlx::query(&sql)
+        .bind(bot_id)
+        .fetch_optional(conn)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    bot_from_row(&row)
+}
+
+pub(super) async fn get(pool: &SqlitePool, actor: Actor<'_>, bot_id: &str) -> Result<Bot> {
+    let mut conn = pool.acquire().await?;
+    let bot = fetch(&mut conn, bot_id).await?;
+    match actor {
+        Actor::Project(p) if bot.project_id != p => Err(StoreError::NotFound),
+        _ => Ok(bot),
+    }
+}
+
+pub(super) async fn list(
+    pool: &SqlitePool,
+    project_id: &str,
+    filter: &BotFilter,
+    page: PageRequest,
+) -> Result<Page<Bot>> {
+    let (condition, order) = page::seq_bounds(&page, true);
+    let mut sql = format!("SELECT {BOT_COLUMNS} FROM bots WHERE project_id = ? AND {condition}");
+    if filter.meeting_url.is_some() {
+        sql.push_str(" AND meeting_url = ?");
+    }
+    if filter.deduplication_key.is_some() {
+        sql.push_str(" AND deduplication_key = ?");
+    }
+    if !filter.states.is_empty() {
+        let marks = vec!["?"; filter.states.len()].join(", ");
+        sql.push_str(&format!(" AND state IN ({marks})"));
+    }
+    sql.push_str(&format!(" ORDER BY {order} LIMIT ?"));
+    let mut query = sqlx::query(&sql)
+        .bind(project_id)
+        .bind(page::seq_start(&page, true));
+    if let Some(url) = &filter.meeting_url {
+        query = query.bind(url);
+    }
+    if let Some(key) = &filter.deduplication_key {
+        query = query.bind(key);
+    }
+    for state in &filter.states {
+        query = query.bind(state.code());
+    }
+    let rows = query
+        .bind(i64::from(page.limit) + 1)
+        .fetch_all(pool)
+        .await?;
+    let mut bots = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let seq: i64 = sqlx::Row::try_get(row, "seq")?;
+        bots.push((seq, bot_from_row(row)?));
+    }
+    let page = page::finish(bots, &page, |(seq, _)| *seq);
+    Ok(Page {
+        items: page.items.into_iter().map(|(_, bot)| bot).collect(),
+        next: page.next,
+        previous: page.previous,
+    })
+}
+
+pub(super) async fn patch(
+    pool: &SqlitePool,
+    project_id: &str,
+    bot_id: &str,
+    patch: BotPatch,
+) -> Result<Bot> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let bot = fetch(&mut tx, bot_id).await?;
+    if bot.project_id != project_id {
+        return Err(StoreError::NotFound);
+    }
+    if patch.join_at.is_some() && bot.state != BotState::Scheduled {
+        return Err(StoreError::Invalid(format!(
+            "join_at can only be changed while the bot is scheduled (it is {})",
+            bot.state
+        )));
+    }
+    sqlx::query(
+        "UPDATE bots SET metadata = COALESCE(?, metadata), join_at = COALESCE(?, join_at), \
+         updated_at = ? WHERE id = ?",
+    )
+    .bind(
+        patch
+            .metadata
+            .map(|m| serde_json::Value::Object(m).to_string()),
+    )
+    .bind(patch.join_at.map(|t| t.timestamp_micros()))
+    .bind(now().timestamp_micros())
+    .bind(bot_id)
+    .execute(&mut *tx)
+    .await?;
+    let bot = fetch(&mut tx, bot_id).await?;
+    tx.commit().await?;
+    Ok(bot)
+}
+
+pub(super) async fn delete(pool: &SqlitePool, project_id: &str, bot_id: &str) -> Result<()> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let bot = fetch(&mut tx, bot_id).await?;
+    if bot.project_id != project_id {
+        return Err(StoreError::NotFound);
+    }
+    if bot.state != BotState::Scheduled {
+        return Err(StoreError::Invalid(format!(
+            "Bot is in state {} and cannot be deleted. Only scheduled bots can be deleted.",
+            bot.state
+        )));
+    }
+    sqlx::query("DELETE FROM bot_records WHERE bot_id = ?")
+        .bind(bot_id)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM bots WHERE id = ?")
+        .bind(bot_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn claim(pool: &SqlitePool, runner: &str, sandbox: bool) -> Result<Option<Bot>> {
+    let at = now().timestamp_micros();
+    // One statement: the database picks and marks the bot, so two runners never get the same one.
+    let sql = format!(
+        "UPDATE bots SET runner = ?, runner_heartbeat_at = ?, updated_at = ? WHERE seq = \
+         (SELECT seq FROM bots WHERE runner IS NULL AND is_sandbox = ? AND state = 'joining' \
+         ORDER BY seq LIMIT 1) AND runner IS NULL RETURNING {BOT_COLUMNS}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(runner)
+        .bind(at)
+        .bind(at)
+        .bind(sandbox)
+        .fetch_optional(pool)
+        .await?;
+    row.as_ref().map(bot_from_row).transpose()
+}
+
+/// The states a runner still has work in.
+const UNFINISHED: &str = "state NOT IN ('ended', 'fatal_error', 'data_deleted')";
+
+pub(super) async fn held_by(pool: &SqlitePool, runner: &str) -> Result<Vec<Bot>> {
+    let sql =
+        format!("SELECT {BOT_COLUMNS} FROM bots WHERE runner = ? AND {UNFINISHED} ORDER BY seq");
+    let rows = sqlx::query(&sql).bind(runner).fetch_all(pool).await?;
+    rows.iter().map(bot_from_row).collect()
+}
+
+pub(super) async fn heartbeat(pool: &SqlitePool, runner: &str, bot_id: &str) -> Result<Bot> {
+    let sql = format!(
+        "UPDATE bots SET runner_heartbeat_at = ? WHERE id = ? AND runner = ? RETURNING {BOT_COLUMNS}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(now().timestamp_micros())
+        .bind(bot_id)
+        .bind(runner)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    bot_from_row(&row)
+}
+
+pub(super) async fn silent(pool: &SqlitePool, cutoff: Timestamp) -> Result<Vec<Bot>> {
+    let sql = format!(
+        "SELECT {BOT_COLUMNS} FROM bots WHERE runner IS NOT NULL AND runner_heartbeat_at < ? \
+         AND {UNFINISHED} ORDER BY seq LIMIT 500"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(cutoff.timestamp_micros())
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(bot_from_row).collect()
+}
+
+pub(super) async fn scheduled(pool: &SqlitePool, until: Timestamp) -> Result<Vec<Bot>> {
+    let sql = format!(
+        "SELECT {BOT_COLUMNS} FROM bots WHERE state IN ('scheduled', 'staged') AND join_at <= ? \
+         ORDER BY join_at LIMIT 500"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(until.timestamp_micros())
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(bot_from_row).collect()
+}

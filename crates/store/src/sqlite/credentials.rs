@@ -1,0 +1,105 @@
+//! Projects, API keys and runner tokens. Keys and tokens are stored as SHA-256 hex only: a
+//! leaked database does not leak working credentials.
+
+use meetwire_core::ids::{new_id, new_token, IdKind};
+use meetwire_core::time::now;
+use sha2::{Digest, Sha256};
+use sqlx::SqlitePool;
+
+use crate::error::{Result, StoreError};
+use crate::model::CreatedProject;
+
+/// SHA-256 hex of a credential, the only form stored.
+pub(crate) fn hash_credential(secret: &str) -> String {
+    let digest = Sha256::digest(secret.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub(super) async fn create_project(pool: &SqlitePool, name: &str) -> Result<CreatedProject> {
+    let project_id = new_id(IdKind::Project);
+    let api_key = new_token();
+    let at = now().timestamp_micros();
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    sqlx::query("INSERT INTO projects (id, name, created_at) VALUES (?, ?, ?)")
+        .bind(&project_id)
+        .bind(name)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+    insert_api_key(&mut tx, &project_id, &api_key).await?;
+    tx.commit().await?;
+    Ok(CreatedProject {
+        project_id,
+        api_key,
+    })
+}
+
+async fn insert_api_key(
+    conn: &mut sqlx::SqliteConnection,
+    project_id: &str,
+    key: &str,
+) -> Result<()> {
+    sqlx::query("INSERT INTO api_keys (key_hash, project_id, created_at) VALUES (?, ?, ?)")
+        .bind(hash_credential(key))
+        .bind(project_id)
+        .bind(now().timestamp_micros())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn create_api_key(pool: &SqlitePool, project_id: &str) -> Result<String> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM projects WHERE id = ?")
+        .bind(project_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if exists.is_none() {
+        return Err(StoreError::NotFound);
+    }
+    let key = new_token();
+    insert_api_key(&mut tx, project_id, &key).await?;
+    tx.commit().await?;
+    Ok(key)
+}
+
+pub(super) async fn authenticate_api_key(pool: &SqlitePool, key: &str) -> Result<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT project_id FROM api_keys WHERE key_hash = ? AND disabled = 0")
+            .bind(hash_credential(key))
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
+pub(super) async fn create_runner_token(pool: &SqlitePool, name: &str) -> Result<String> {
+    let token = new_token();
+    sqlx::query("INSERT INTO runner_tokens (token_hash, name, created_at) VALUES (?, ?, ?)")
+        .bind(hash_credential(&token))
+        .bind(name)
+        .bind(now().timestamp_micros())
+        .execute(pool)
+        .await?;
+    Ok(token)
+}
+
+pub(super) async fn authenticate_runner(pool: &SqlitePool, token: &str) -> Result<Option<String>> {
+    let name: Option<String> =
+        sqlx::query_scalar("SELECT name FROM runner_tokens WHERE token_hash = ?")
+            .bind(hash_credential(token))
+            .fetch_optional(pool)
+            .await?;
+    // Namespaced so an external runner can never pose as the built-in sandbox runner.
+    Ok(name.map(|n| format!("runner:{n}")))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hash_is_sha256_hex() {
+        assert_eq!(
+            super::hash_credential("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

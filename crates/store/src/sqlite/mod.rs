@@ -1,0 +1,159 @@
+//! The embedded SQLite store: one file in WAL mode, one writer connection (SQLite has one writer
+//! anyway, and funnelling writes through one connection avoids busy-waiting between our own
+//! tasks) and a small pool of readers that never block it. Writes start with `BEGIN IMMEDIATE`
+//! so a read-then-write transaction holds the database's write lock from its first statement:
+//! that lock, not anything in this process, is what serialises two events on one bot, even
+//! when another process (an admin command) writes to the same file.
+
+mod bots;
+mod credentials;
+mod records;
+mod rows;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use meetwire_core::record::RecordKind;
+use meetwire_core::time::Timestamp;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+use crate::error::Result;
+use crate::model::*;
+use crate::Store;
+
+/// The database file's name inside the data directory.
+pub const DATABASE_FILE: &str = "meetwire.sqlite3";
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// meetwire's storage in one SQLite file.
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating if needed) the database in `data_dir`.
+    pub async fn open(data_dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            crate::StoreError::Invalid(format!("cannot create {}: {e}", data_dir.display()))
+        })?;
+        let path = data_dir.join(DATABASE_FILE);
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit is on disk (the WAL fsynced) before the API acknowledges it.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        MIGRATOR.run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(SqliteStore { writer, reader })
+    }
+
+    /// Closes both pools, waiting for connections in use.
+    pub async fn close(&self) {
+        self.writer.close().await;
+        self.reader.close().await;
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_project(&self, name: &str) -> Result<CreatedProject> {
+        credentials::create_project(&self.writer, name).await
+    }
+
+    async fn create_api_key(&self, project_id: &str) -> Result<String> {
+        credentials::create_api_key(&self.writer, project_id).await
+    }
+
+    async fn authenticate_api_key(&self, key: &str) -> Result<Option<String>> {
+        credentials::authenticate_api_key(&self.reader, key).await
+    }
+
+    async fn create_runner_token(&self, name: &str) -> Result<String> {
+        credentials::create_runner_token(&self.writer, name).await
+    }
+
+    async fn authenticate_runner(&self, token: &str) -> Result<Option<String>> {
+        credentials::authenticate_runner(&self.reader, token).await
+    }
+
+    async fn create_bot(&self, project_id: &str, bot: NewBot) -> Result<Bot> {
+        bots::create(&self.writer, project_id, bot).await
+    }
+
+    async fn get_bot(&self, project_id: &str, bot_id: &str) -> Result<Bot> {
+        bots::get(&self.reader, Actor::Project(project_id), bot_id).await
+    }
+
+    async fn list_bots(
+        &self,
+        project_id: &str,
+        filter: &BotFilter,
+        page: PageRequest,
+    ) -> Result<Page<Bot>> {
+        bots::list(&self.reader, project_id, filter, page).await
+    }
+
+    async fn patch_bot(&self, project_id: &str, bot_id: &str, patch: BotPatch) -> Result<Bot> {
+        bots::patch(&self.writer, project_id, bot_id, patch).await
+    }
+
+    async fn delete_bot(&self, project_id: &str, bot_id: &str) -> Result<()> {
+        bots::delete(&self.writer, project_id, bot_id).await
+    }
+
+    async fn record(
+        &self,
+        actor: Actor<'_>,
+        bot_id: &str,
+        inputs: Vec<BotInput>,
+        cursor: Option<serde_json::Value>,
+    ) -> Result<BatchOutcome> {
+        records::record(&self.writer, actor, bot_id, inputs, cursor).await
+    }
+
+    async fn list_records(
+        &self,
+        project_id: &str,
+        bot_id: &str,
+        kind: RecordKind,
+        page: PageRequest,
+    ) -> Result<Page<StoredRecord>> {
+        records::list(&self.reader, project_id, bot_id, kind, page).await
+    }
+
+    async fn claim_bot(&self, runner: &str, sandbox: bool) -> Result<Option<Bot>> {
+        bots::claim(&self.writer, runner, sandbox).await
+    }
+
+    async fn runner_bots(&self, runner: &str) -> Result<Vec<Bot>> {
+        bots::held_by(&self.reader, runner).await
+    }
+
+    async fn heartbeat(&self, runner: &str, bot_id: &str) -> Result<Bot> {
+        bots::heartbeat(&self.writer, runner, bot_id).await
+    }
+
+    async fn silent_bots(&self, cutoff: Timestamp) -> Result<Vec<Bot>> {
+        bots::silent(&self.reader, cutoff).await
+    }
+
+    async fn scheduled_bots(&self, until: Timestamp) -> Result<Vec<Bot>> {
+        bots::scheduled(&self.reader, until).await
+    }
+}
