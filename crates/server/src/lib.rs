@@ -1,1 +1,13 @@
-//! placeholder
+//! meetwire's server: the REST API, the runner API, the built-in sandbox runner and the
+//! schedulers, over any [`meetwire_store::Store`].
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod runner;
+pub mod runner_api;
+pub mod sandbox;
+pub mod scheduler;
+
+pub use app::{router, serve, AppState};
+pub use config::ServerConfig;

@@ -20,8 +20,12 @@ pub use model::*;
 /// Everything meetwire keeps.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Creates a project and its first API key.
-    async fn create_project(&self, name: &str) -> Result<CreatedProject>;
+    /// Creates a project, its first API key and its webhook secret (sealed by the caller).
+    async fn create_project(&self, name: &str, sealed_secret: Vec<u8>) -> Result<CreatedProject>;
+    /// How many projects exist (the first start creates one when there are none).
+    async fn project_count(&self) -> Result<i64>;
+    /// A project's webhook secrets that still sign, newest (the active one) first.
+    async fn webhook_secrets(&self, project_id: &str) -> Result<Vec<SealedSecret>>;
     /// Adds an API key to a project; the key is returned in clear once.
     async fn create_api_key(&self, project_id: &str) -> Result<String>;
     /// The project an API key belongs to, if the key is known and enabled.

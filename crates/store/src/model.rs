@@ -12,6 +12,15 @@ pub struct CreatedProject {
     pub api_key: String,
 }
 
+/// A webhook secret as stored: sealed bytes that only the server's key opens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SealedSecret {
+    pub sealed: Vec<u8>,
+    pub created_at: Timestamp,
+    /// When a rotated-out secret stops signing; `None` for the active secret.
+    pub expires_at: Option<Timestamp>,
+}
+
 /// A bot as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bot {

@@ -6,6 +6,17 @@ CREATE TABLE projects (
     created_at  INTEGER NOT NULL
 );
 
+-- A project's webhook secrets, sealed with the server's key. The newest row is the active one;
+-- a rotated-out secret keeps signing (beside the new one) until its expires_at.
+CREATE TABLE webhook_secrets (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    project_id  TEXT NOT NULL REFERENCES projects(id),
+    sealed      BLOB NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER
+);
+CREATE INDEX webhook_secrets_by_project ON webhook_secrets(project_id, id);
+
 CREATE TABLE api_keys (
     key_hash    TEXT PRIMARY KEY,
     project_id  TEXT NOT NULL REFERENCES projects(id),

@@ -2,12 +2,13 @@
 //! leaked database does not leak working credentials.
 
 use meetwire_core::ids::{new_id, new_token, IdKind};
-use meetwire_core::time::now;
+use meetwire_core::time::{from_micros, now};
 use sha2::{Digest, Sha256};
+use sqlx::Row;
 use sqlx::SqlitePool;
 
 use crate::error::{Result, StoreError};
-use crate::model::CreatedProject;
+use crate::model::{CreatedProject, SealedSecret};
 
 /// SHA-256 hex of a credential, the only form stored.
 pub(crate) fn hash_credential(secret: &str) -> String {
@@ -15,7 +16,11 @@ pub(crate) fn hash_credential(secret: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub(super) async fn create_project(pool: &SqlitePool, name: &str) -> Result<CreatedProject> {
+pub(super) async fn create_project(
+    pool: &SqlitePool,
+    name: &str,
+    sealed_secret: Vec<u8>,
+) -> Result<CreatedProject> {
     let project_id = new_id(IdKind::Project);
     let api_key = new_token();
     let at = now().timestamp_micros();
@@ -27,6 +32,12 @@ pub(super) async fn create_project(pool: &SqlitePool, name: &str) -> Result<Crea
         .execute(&mut *tx)
         .await?;
     insert_api_key(&mut tx, &project_id, &api_key).await?;
+    sqlx::query("INSERT INTO webhook_secrets (project_id, sealed, created_at) VALUES (?, ?, ?)")
+        .bind(&project_id)
+        .bind(sealed_secret)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(CreatedProject {
         project_id,
@@ -91,6 +102,37 @@ pub(super) async fn authenticate_runner(pool: &SqlitePool, token: &str) -> Resul
             .await?;
     // Namespaced so an external runner can never pose as the built-in sandbox runner.
     Ok(name.map(|n| format!("runner:{n}")))
+}
+
+pub(super) async fn project_count(pool: &SqlitePool) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM projects")
+        .fetch_one(pool)
+        .await?)
+}
+
+pub(super) async fn webhook_secrets(
+    pool: &SqlitePool,
+    project_id: &str,
+) -> Result<Vec<SealedSecret>> {
+    let rows = sqlx::query(
+        "SELECT sealed, created_at, expires_at FROM webhook_secrets \
+         WHERE project_id = ? AND (expires_at IS NULL OR expires_at > ?) ORDER BY id DESC",
+    )
+    .bind(project_id)
+    .bind(now().timestamp_micros())
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(SealedSecret {
+                sealed: row.try_get("sealed")?,
+                created_at: from_micros(row.try_get("created_at")?),
+                expires_at: row
+                    .try_get::<Option<i64>, _>("expires_at")?
+                    .map(from_micros),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

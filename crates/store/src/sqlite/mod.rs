@@ -72,8 +72,16 @@ impl SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn create_project(&self, name: &str) -> Result<CreatedProject> {
-        credentials::create_project(&self.writer, name).await
+    async fn create_project(&self, name: &str, sealed_secret: Vec<u8>) -> Result<CreatedProject> {
+        credentials::create_project(&self.writer, name, sealed_secret).await
+    }
+
+    async fn project_count(&self) -> Result<i64> {
+        credentials::project_count(&self.reader).await
+    }
+
+    async fn webhook_secrets(&self, project_id: &str) -> Result<Vec<SealedSecret>> {
+        credentials::webhook_secrets(&self.reader, project_id).await
     }
 
     async fn create_api_key(&self, project_id: &str) -> Result<String> {

@@ -1,0 +1,98 @@
+//! `meetwire serve`: opens the store, creates a first project on an empty database, and runs
+//! the server until SIGINT or SIGTERM.
+
+use std::io::Write;
+
+use meetwire_core::signing::WebhookSecret;
+use meetwire_server::AppState;
+use tokio::net::TcpListener;
+
+use crate::cli::ServeArgs;
+use crate::settings::{open_store, sealing_key, serve_settings, SettingsError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
+    let settings = serve_settings(&args)?;
+    let key = sealing_key(&settings.storage)?;
+    let store = open_store(&settings.storage).await?;
+    let listener = TcpListener::bind(settings.server.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: settings.server.listen,
+            source,
+        })?;
+    let addr = listener.local_addr()?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "meetwire {} listening on http://{addr}",
+        env!("CARGO_PKG_VERSION")
+    )?;
+    if settings.storage.database_url.is_none() {
+        writeln!(
+            out,
+            "data directory: {}",
+            settings.storage.data_dir.display()
+        )?;
+    }
+    if store.project_count().await.map_err(SettingsError::from)? == 0 {
+        let secret = WebhookSecret::generate();
+        let sealed = key
+            .seal(secret.as_bytes())
+            .map_err(|e| SettingsError::Key(e.to_string()))?;
+        let created = store
+            .create_project("Default project", sealed)
+            .await
+            .map_err(SettingsError::from)?;
+        writeln!(out, "created project {} (first start)", created.project_id)?;
+        writeln!(out, "  API key (shown once): {}", created.api_key)?;
+        writeln!(out, "  webhook secret:       {}", secret.to_base64())?;
+        writeln!(
+            out,
+            "  try: curl -H 'Authorization: Token {}' http://{addr}/api/v1/bots",
+            created.api_key
+        )?;
+    }
+    out.flush()?;
+    drop(out);
+    let state = AppState::new(store, settings.server);
+    meetwire_server::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,203 @@
+//! Resolves the final settings: flags and environment (already merged by clap), then the TOML
+//! file, then defaults. Also opens the store and the key that seals secrets at rest.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use meetwire_core::sealing::SealingKey;
+use meetwire_server::ServerConfig;
+use meetwire_store::sqlite::SqliteStore;
+use meetwire_store::Store;
+use serde::Deserialize;
+
+use crate::cli::{ServeArgs, StorageArgs};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read config file {path}: {source}")]
+    ReadConfig {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    ParseConfig {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("storage: {0}")]
+    Store(#[from] meetwire_store::StoreError),
+    #[error("secret key: {0}")]
+    Key(String),
+}
+
+/// The keys a config file may hold (the long flag names, with `_`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    listen: Option<std::net::SocketAddr>,
+    body_limit: Option<usize>,
+    heartbeat_timeout: Option<f64>,
+    poll_interval: Option<f64>,
+    sandbox_runner: Option<bool>,
+}
+
+fn read_file(path: Option<&Path>) -> Result<FileConfig, SettingsError> {
+    let Some(path) = path else {
+        return Ok(FileConfig::default());
+    };
+    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::ReadConfig {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| SettingsError::ParseConfig {
+        path: path.to_owned(),
+        source: Box::new(source),
+    })
+}
+
+fn seconds(name: &str, value: Option<f64>, default: Duration) -> Result<Duration, SettingsError> {
+    match value {
+        None => Ok(default),
+        Some(s) if s.is_finite() && s > 0.0 && s < 1e9 => Ok(Duration::from_secs_f64(s)),
+        Some(s) => Err(SettingsError::Invalid(format!(
+            "{name} must be a positive number of seconds, got {s}"
+        ))),
+    }
+}
+
+/// Where the data is, with the file's values under the flags'.
+pub struct Storage {
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+}
+
+fn storage(args: &StorageArgs, file: &FileConfig) -> Storage {
+    Storage {
+        data_dir: args
+            .data_dir
+            .clone()
+            .or_else(|| file.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("meetwire-data")),
+        database_url: args
+            .database_url
+            .clone()
+            .or_else(|| file.database_url.clone()),
+    }
+}
+
+/// Everything `serve` needs.
+pub struct ServeSettings {
+    pub storage: Storage,
+    pub server: ServerConfig,
+}
+
+pub fn serve_settings(args: &ServeArgs) -> Result<ServeSettings, SettingsError> {
+    let file = read_file(args.storage.config.as_deref())?;
+    let defaults = ServerConfig::default();
+    let body_limit = args
+        .body_limit
+        .or(file.body_limit)
+        .unwrap_or(defaults.body_limit_bytes);
+    if body_limit == 0 {
+        return Err(SettingsError::Invalid("body_limit must be above 0".into()));
+    }
+    let server = ServerConfig {
+        listen: args.listen.or(file.listen).unwrap_or(defaults.listen),
+        body_limit_bytes: body_limit,
+        heartbeat_timeout: seconds(
+            "heartbeat_timeout",
+            args.heartbeat_timeout.or(file.heartbeat_timeout),
+            defaults.heartbeat_timeout,
+        )?,
+        poll_interval: seconds(
+            "poll_interval",
+            args.poll_interval.or(file.poll_interval),
+            defaults.poll_interval,
+        )?,
+        sandbox_runner: args
+            .sandbox_runner
+            .or(file.sandbox_runner)
+            .unwrap_or(defaults.sandbox_runner),
+        ..defaults
+    };
+    Ok(ServeSettings {
+        storage: storage(&args.storage, &file),
+        server,
+    })
+}
+
+pub fn storage_settings(args: &StorageArgs) -> Result<Storage, SettingsError> {
+    let file = read_file(args.config.as_deref())?;
+    Ok(storage(args, &file))
+}
+
+/// Opens the configured store.
+pub async fn open_store(storage: &Storage) -> Result<Arc<dyn Store>, SettingsError> {
+    if let Some(url) = &storage.database_url {
+        return Err(SettingsError::Invalid(format!(
+            "database URL {}: only the embedded SQLite store is available in this version; \
+             leave --database-url unset",
+            redact_url(url)
+        )));
+    }
+    Ok(Arc::new(SqliteStore::open(&storage.data_dir).await?))
+}
+
+/// A URL without its password, for messages.
+fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "(unparseable)".into(),
+    }
+}
+
+/// The name of the key file kept in the data directory when `MEETWIRE_SECRET_KEY` is unset.
+pub const KEY_FILE: &str = "secret.key";
+
+/// The key that seals webhook secrets: `MEETWIRE_SECRET_KEY` (base64 of 32 bytes), or the key
+/// file in the data directory, generated (mode 0600) on first use.
+pub fn sealing_key(storage: &Storage) -> Result<SealingKey, SettingsError> {
+    if let Ok(text) = std::env::var("MEETWIRE_SECRET_KEY") {
+        return SealingKey::from_base64(&text)
+            .map_err(|e| SettingsError::Key(format!("MEETWIRE_SECRET_KEY: {e}")));
+    }
+    let path = storage.data_dir.join(KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => SealingKey::from_base64(&text)
+            .map_err(|e| SettingsError::Key(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let (key, text) = SealingKey::generate();
+            write_private(&path, &text)
+                .map_err(|e| SettingsError::Key(format!("cannot write {}: {e}", path.display())))?;
+            Ok(key)
+        }
+        Err(e) => Err(SettingsError::Key(format!(
+            "cannot read {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
+/// Creates `path` readable by its owner only; fails if it already exists (another process won).
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}

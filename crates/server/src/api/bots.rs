@@ -1,0 +1,326 @@
+//! `/api/v1/bots…`: create, list, read, edit, delete, leave, and the bot's records.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::IntoResponse;
+use axum::Json;
+use chrono::DateTime;
+use meetwire_core::record::{BotEventRequest, RecordKind};
+use meetwire_core::state::{BotEventSubType, BotEventType, BotState};
+use meetwire_core::time::{now, Timestamp};
+use meetwire_store::{Actor, Bot, BotFilter, BotInput, BotPatch, NewBot, PageRequest, Store};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::auth::Project;
+use super::error::{ApiError, ApiResult};
+use super::json::ApiJson;
+use super::pagination::{page_body, page_request, PageBody};
+use super::views;
+use crate::app::AppState;
+use crate::sandbox::script::SandboxMeeting;
+
+/// How far in the past a `join_at` may be (clock skew) before it is refused.
+const JOIN_AT_GRACE_SECONDS: i64 = 60;
+const DEFAULT_BOT_NAME: &str = "Meeting Bot";
+const MAX_DEDUP_KEY_LEN: usize = 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBotBody {
+    meeting_url: String,
+    #[serde(default)]
+    bot_name: Option<String>,
+    #[serde(default)]
+    metadata: Option<Value>,
+    #[serde(default)]
+    deduplication_key: Option<String>,
+    #[serde(default)]
+    join_at: Option<String>,
+    #[serde(default)]
+    sandbox_script: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchBotBody {
+    #[serde(default)]
+    metadata: Option<Value>,
+    #[serde(default)]
+    join_at: Option<String>,
+}
+
+/// `metadata` must be an object of strings (Attendee's rule).
+fn metadata(value: Option<Value>) -> ApiResult<Option<Map<String, Value>>> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(map)) if map.values().all(Value::is_string) => Ok(Some(map)),
+        Some(_) => Err(ApiError::BadRequest(
+            "metadata must be an object whose values are strings".into(),
+        )),
+    }
+}
+
+fn join_at(text: Option<&str>, at: &Timestamp) -> ApiResult<Option<Timestamp>> {
+    let Some(text) = text else { return Ok(None) };
+    let parsed = DateTime::parse_from_rfc3339(text)
+        .map_err(|_| ApiError::BadRequest(format!("join_at is not an ISO 8601 time: {text}")))?
+        .to_utc();
+    if (*at - parsed).num_seconds() > JOIN_AT_GRACE_SECONDS {
+        return Err(ApiError::BadRequest(
+            "join_at must not be in the past".into(),
+        ));
+    }
+    Ok(Some(parsed))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Project(project): Project,
+    ApiJson(body): ApiJson<CreateBotBody>,
+) -> ApiResult<impl IntoResponse> {
+    let at = now();
+    let sandbox = SandboxMeeting::from_meeting_url(&body.meeting_url, body.sandbox_script.as_ref())
+        .map_err(ApiError::BadRequest)?;
+    let bot_name = body.bot_name.unwrap_or_else(|| DEFAULT_BOT_NAME.to_owned());
+    if bot_name.trim().is_empty() || bot_name.chars().count() > 255 {
+        return Err(ApiError::BadRequest(
+            "bot_name must be 1 to 255 characters".into(),
+        ));
+    }
+    if let Some(key) = &body.deduplication_key {
+        if key.is_empty() || key.len() > MAX_DEDUP_KEY_LEN {
+            return Err(ApiError::BadRequest(format!(
+                "deduplication_key must be 1 to {MAX_DEDUP_KEY_LEN} bytes"
+            )));
+        }
+    }
+    let new = NewBot {
+        meeting_url: body.meeting_url,
+        bot_name,
+        metadata: metadata(body.metadata)?.unwrap_or_default(),
+        deduplication_key: body.deduplication_key,
+        join_at: join_at(body.join_at.as_deref(), &at)?,
+        is_sandbox: sandbox.is_some(),
+        sandbox_script: body.sandbox_script,
+    };
+    let bot = state.store.create_bot(&project, new).await?;
+    state.wake_runners();
+    let body = render(state.store.as_ref(), &bot).await?;
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+/// The bot object with its events.
+async fn render(store: &dyn Store, bot: &Bot) -> ApiResult<Value> {
+    let events = store
+        .list_records(
+            &bot.project_id,
+            &bot.id,
+            RecordKind::BotEvent,
+            PageRequest {
+                after: None,
+                limit: 1000,
+            },
+        )
+        .await?;
+    Ok(views::bot(bot, &events.items))
+}
+
+/// Repeated or comma-separated `states` values, and the other list filters.
+fn bot_filter(uri: &Uri) -> ApiResult<(BotFilter, Option<String>, Option<u32>)> {
+    let mut filter = BotFilter::default();
+    let (mut cursor, mut page_size) = (None, None);
+    for (key, value) in url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+        match key.as_ref() {
+            "meeting_url" => filter.meeting_url = Some(value.into_owned()),
+            "deduplication_key" => filter.deduplication_key = Some(value.into_owned()),
+            "states" => {
+                for code in value.split(',').filter(|c| !c.is_empty()) {
+                    let state = code
+                        .parse::<BotState>()
+                        .map_err(|_| ApiError::BadRequest(format!("Invalid state: {code}")))?;
+                    filter.states.push(state);
+                }
+            }
+            "cursor" => cursor = Some(value.into_owned()),
+            "page_size" => page_size = Some(parse_page_size(&value)?),
+            _ => {}
+        }
+    }
+    Ok((filter, cursor, page_size))
+}
+
+fn parse_page_size(value: &str) -> ApiResult<u32> {
+    value
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("Invalid page_size: {value}")))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Project(project): Project,
+    uri: Uri,
+    headers: HeaderMap,
+) -> ApiResult<Json<PageBody<Value>>> {
+    let (filter, cursor, page_size) = bot_filter(&uri)?;
+    let page = page_request(cursor.as_deref(), page_size)?;
+    let page = state.store.list_bots(&project, &filter, page).await?;
+    let mut rendered = Vec::with_capacity(page.items.len());
+    for bot in &page.items {
+        rendered.push(render(state.store.as_ref(), bot).await?);
+    }
+    let page = meetwire_store::Page {
+        items: rendered,
+        next: page.next,
+        previous: page.previous,
+    };
+    Ok(Json(page_body(page, &uri, &headers, |b| b)))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(bot_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let bot = state.store.get_bot(&project, &bot_id).await?;
+    Ok(Json(render(state.store.as_ref(), &bot).await?))
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(bot_id): Path<String>,
+    ApiJson(body): ApiJson<PatchBotBody>,
+) -> ApiResult<Json<Value>> {
+    let patch = BotPatch {
+        metadata: metadata(body.metadata)?,
+        join_at: join_at(body.join_at.as_deref(), &now())?,
+    };
+    let bot = state.store.patch_bot(&project, &bot_id, patch).await?;
+    Ok(Json(render(state.store.as_ref(), &bot).await?))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(bot_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.store.delete_bot(&project, &bot_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Asks the bot to leave. A runner learns of it from the bot's state (`leaving`); a bot no
+/// runner has picked up yet has no one to leave for it, so its exit is recorded at once.
+pub async fn leave(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(bot_id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let bot = state.store.get_bot(&project, &bot_id).await?;
+    let mut inputs = vec![BotInput::Event(BotEventRequest::server(
+        BotEventType::LeaveRequested,
+        Some(BotEventSubType::UserRequested),
+    ))];
+    if bot.runner.is_none() && bot.state == BotState::Joining {
+        for event in [
+            BotEventType::LeftMeeting,
+            BotEventType::PostProcessingCompleted,
+        ] {
+            inputs.push(BotInput::Event(BotEventRequest::server(event, None)));
+        }
+    }
+    state
+        .store
+        .record(Actor::Project(&project), &bot_id, inputs, None)
+        .await?;
+    let bot = state.store.get_bot(&project, &bot_id).await?;
+    Ok(Json(render(state.store.as_ref(), &bot).await?))
+}
+
+/// Every record of a kind, oldest first (the transcript is a plain array, as in Attendee).
+pub async fn transcript(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(bot_id): Path<String>,
+) -> ApiResult<Json<Vec<Value>>> {
+    let mut all = Vec::new();
+    let mut page = PageRequest {
+        after: None,
+        limit: 1000,
+    };
+    loop {
+        let got = state
+            .store
+            .list_records(&project, &bot_id, RecordKind::Utterance, page)
+            .await?;
+        all.extend(got.items.into_iter().map(views::record));
+        match got.next {
+            Some(next) => page.after = Some(next),
+            None => break,
+        }
+    }
+    Ok(Json(all))
+}
+
+async fn paginated(
+    state: &AppState,
+    project: &str,
+    bot_id: &str,
+    kind: RecordKind,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> ApiResult<Json<PageBody<Value>>> {
+    let (_, cursor, page_size) = bot_filter(uri)?;
+    let page = page_request(cursor.as_deref(), page_size)?;
+    let page = state
+        .store
+        .list_records(project, bot_id, kind, page)
+        .await?;
+    Ok(Json(page_body(page, uri, headers, views::record)))
+}
+
+pub async fn chat_messages(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(bot_id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> ApiResult<Json<PageBody<Value>>> {
+    paginated(
+        &state,
+        &project,
+        &bot_id,
+        RecordKind::ChatMessage,
+        &uri,
+        &headers,
+    )
+    .await
+}
+
+pub async fn participant_events(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(bot_id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> ApiResult<Json<PageBody<Value>>> {
+    paginated(
+        &state,
+        &project,
+        &bot_id,
+        RecordKind::ParticipantEvent,
+        &uri,
+        &headers,
+    )
+    .await
+}
+
+pub async fn logs(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(bot_id): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> ApiResult<Json<PageBody<Value>>> {
+    paginated(&state, &project, &bot_id, RecordKind::Log, &uri, &headers).await
+}

@@ -1,0 +1,126 @@
+//! Cursor pagination as Attendee's API shows it: `{"next", "previous", "results"}` with absolute
+//! URLs whose `cursor` parameter is opaque to clients.
+
+use axum::http::{HeaderMap, Uri};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use meetwire_store::{Cursor, Page, PageRequest};
+use serde::Serialize;
+
+use super::error::ApiError;
+
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+pub const MAX_PAGE_SIZE: u32 = 500;
+
+/// The page a request asks for, from its `cursor` and `page_size` parameters.
+pub fn page_request(cursor: Option<&str>, page_size: Option<u32>) -> Result<PageRequest, ApiError> {
+    let limit = match page_size {
+        None => DEFAULT_PAGE_SIZE,
+        Some(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
+        Some(_) => {
+            return Err(ApiError::BadRequest(format!(
+                "page_size must be between 1 and {MAX_PAGE_SIZE}"
+            )))
+        }
+    };
+    let after = cursor.map(decode).transpose()?;
+    Ok(PageRequest { after, limit })
+}
+
+fn encode(cursor: Cursor) -> String {
+    let dir = if cursor.backwards { 'p' } else { 'n' };
+    URL_SAFE_NO_PAD.encode(format!("{dir}{}", cursor.seq))
+}
+
+fn decode(text: &str) -> Result<Cursor, ApiError> {
+    let invalid = || ApiError::BadRequest("Invalid cursor".into());
+    let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid())?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| invalid())?;
+    let (backwards, seq) = match text.split_at_checked(1) {
+        Some(("n", seq)) => (false, seq),
+        Some(("p", seq)) => (true, seq),
+        _ => return Err(invalid()),
+    };
+    let seq = seq.parse().map_err(|_| invalid())?;
+    Ok(Cursor { seq, backwards })
+}
+
+#[derive(Serialize)]
+pub struct PageBody<T> {
+    pub next: Option<String>,
+    pub previous: Option<String>,
+    pub results: Vec<T>,
+}
+
+/// Builds the response body, with links that repeat the request's other parameters.
+pub fn page_body<T, U>(
+    page: Page<T>,
+    uri: &Uri,
+    headers: &HeaderMap,
+    render: impl FnMut(T) -> U,
+) -> PageBody<U> {
+    let link = |cursor: Option<Cursor>| cursor.map(|c| link_to(uri, headers, &encode(c)));
+    PageBody {
+        next: link(page.next),
+        previous: link(page.previous),
+        results: page.items.into_iter().map(render).collect(),
+    }
+}
+
+fn link_to(uri: &Uri, headers: &HeaderMap, cursor: &str) -> String {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .filter(|p| *p == "https")
+        .unwrap_or("http");
+    let mut query: Vec<String> = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|pair| !pair.is_empty() && !pair.starts_with("cursor="))
+        .map(str::to_owned)
+        .collect();
+    query.push(format!("cursor={cursor}"));
+    format!("{scheme}://{host}{}?{}", uri.path(), query.join("&"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        for c in [
+            Cursor {
+                seq: 5,
+                backwards: false,
+            },
+            Cursor {
+                seq: -3,
+                backwards: true,
+            },
+        ] {
+            assert_eq!(decode(&encode(c)).unwrap(), c);
+        }
+        assert!(decode("!!").is_err());
+        assert!(decode(&URL_SAFE_NO_PAD.encode("x12")).is_err());
+        assert!(decode(&URL_SAFE_NO_PAD.encode("n1x")).is_err());
+        assert!(page_request(None, Some(0)).is_err());
+        assert!(page_request(None, Some(MAX_PAGE_SIZE + 1)).is_err());
+    }
+
+    #[test]
+    fn links_keep_filters_and_replace_the_cursor() {
+        let uri: Uri = "/api/v1/bots?states=ended&cursor=abc".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("host", "example.test:8077".parse().unwrap());
+        assert_eq!(
+            link_to(&uri, &headers, "xyz"),
+            "http://example.test:8077/api/v1/bots?states=ended&cursor=xyz"
+        );
+    }
+}

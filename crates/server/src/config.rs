@@ -1,0 +1,32 @@
+//! The server's settings, already resolved from flags, environment and file by the binary.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Largest accepted request body.
+    pub body_limit_bytes: usize,
+    /// A claimed bot whose runner is silent this long gets `fatal_error` / `heartbeat_timeout`.
+    pub heartbeat_timeout: Duration,
+    /// How often the schedulers look for due work when nothing wakes them.
+    pub poll_interval: Duration,
+    /// How long before `join_at` a scheduled bot becomes `staged`.
+    pub stage_lead: Duration,
+    /// Whether this node runs the built-in sandbox runner.
+    pub sandbox_runner: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8077)),
+            body_limit_bytes: 1024 * 1024,
+            heartbeat_timeout: Duration::from_secs(60),
+            poll_interval: Duration::from_secs(1),
+            stage_lead: Duration::from_secs(60),
+            sandbox_runner: true,
+        }
+    }
+}
