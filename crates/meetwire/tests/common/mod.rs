@@ -1,0 +1,246 @@
+//! Test harness: the real `meetwire` binary on a random loopback port over a real SQLite file,
+//! driven over HTTP like a user would.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_meetwire");
+
+/// A running `meetwire serve`, killed when dropped.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub data_dir: PathBuf,
+}
+
+impl Server {
+    /// Starts a server on `data_dir` with extra flags and waits until it listens.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(BIN)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--poll-interval", "0.1"])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args(extra)
+            .env("MEETWIRE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn meetwire");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if !sent {
+                    if let Some(url) = line.split("listening on ").nth(1) {
+                        let _ = tx.send(url.trim().to_owned());
+                        sent = true;
+                    }
+                }
+            }
+        });
+        let base = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("server did not report its address");
+        Server {
+            child,
+            base,
+            data_dir: data_dir.to_owned(),
+        }
+    }
+
+    /// SIGKILL: no chance to flush or finish anything.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
+        self.child.wait().expect("wait")
+    }
+
+    pub fn api(&self, key: &str) -> Api {
+        Api {
+            client: reqwest::Client::new(),
+            base: self.base.clone(),
+            auth: Some(format!("Token {key}")),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A project made with `meetwire admin create-project --json`.
+pub struct Project {
+    pub id: String,
+    pub api_key: String,
+    pub webhook_secret: String,
+}
+
+pub fn admin(data_dir: &Path, args: &[&str]) -> Value {
+    let out = Command::new(BIN)
+        .arg("admin")
+        .args(args)
+        .arg("--json")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("MEETWIRE_LOG", "warn")
+        .output()
+        .expect("run admin");
+    assert!(
+        out.status.success(),
+        "admin {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("admin prints JSON")
+}
+
+pub fn create_project(data_dir: &Path, name: &str) -> Project {
+    let v = admin(data_dir, &["create-project", "--name", name]);
+    Project {
+        id: v["project_id"].as_str().unwrap().to_owned(),
+        api_key: v["api_key"].as_str().unwrap().to_owned(),
+        webhook_secret: v["webhook_secret"].as_str().unwrap().to_owned(),
+    }
+}
+
+pub fn create_runner_token(data_dir: &Path, name: &str) -> String {
+    let v = admin(data_dir, &["create-runner-token", "--name", name]);
+    v["runner_token"].as_str().unwrap().to_owned()
+}
+
+/// A fresh data directory with a project, and a server on it.
+pub fn setup(extra: &[&str]) -> (tempfile::TempDir, Project, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    let project = create_project(dir.path(), "test");
+    let server = Server::start(dir.path(), extra);
+    (dir, project, server)
+}
+
+/// An HTTP client with an optional `Authorization` header.
+#[derive(Clone)]
+pub struct Api {
+    pub client: reqwest::Client,
+    pub base: String,
+    pub auth: Option<String>,
+}
+
+impl Api {
+    pub fn with_auth(&self, auth: Option<&str>) -> Api {
+        Api {
+            auth: auth.map(str::to_owned),
+            ..self.clone()
+        }
+    }
+
+    /// Sends a request; the body is JSON when given. Returns the status and the JSON body
+    /// (`Value::Null` when empty or not JSON).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(auth) = &self.auth {
+            req = req.header("Authorization", auth);
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let bytes = resp.bytes().await.expect("body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    /// Sends raw bytes as the body with the given content type.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .header("Content-Type", content_type)
+            .body(body);
+        if let Some(auth) = &self.auth {
+            req = req.header("Authorization", auth);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let bytes = resp.bytes().await.expect("body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    /// Creates a bot and returns its object, asserting 201.
+    pub async fn create_bot(&self, body: Value) -> Value {
+        let (status, bot) = self.post("/api/v1/bots", &body).await;
+        assert_eq!(status, StatusCode::CREATED, "{bot}");
+        bot
+    }
+
+    /// Polls the bot until `done` holds, or panics after `timeout`.
+    pub async fn wait_bot(
+        &self,
+        bot_id: &str,
+        timeout: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let start = Instant::now();
+        loop {
+            let (status, bot) = self.get(&format!("/api/v1/bots/{bot_id}")).await;
+            assert_eq!(status, StatusCode::OK, "{bot}");
+            if done(&bot) {
+                return bot;
+            }
+            assert!(start.elapsed() < timeout, "timed out waiting on bot: {bot}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The event types of a bot object, in order.
+pub fn event_types(bot: &Value) -> Vec<String> {
+    bot["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_owned())
+        .collect()
+}
