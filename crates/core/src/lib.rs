@@ -7,6 +7,7 @@ pub mod canonical;
 pub mod ids;
 pub mod payload;
 pub mod record;
+pub mod retry;
 pub mod sealing;
 pub mod signing;
 pub mod state;

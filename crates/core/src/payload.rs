@@ -123,6 +123,24 @@ pub struct BotLog {
     pub created_at: String,
 }
 
+/// The body of a bot webhook, in Attendee's key order (the canonical form sorts it anyway):
+/// `idempotency_key, bot_id, bot_metadata, trigger, data`.
+pub fn bot_envelope(
+    idempotency_key: &str,
+    bot_id: &str,
+    bot_metadata: &Map<String, Value>,
+    trigger: crate::trigger::Trigger,
+    data: &Value,
+) -> Value {
+    serde_json::json!({
+        "idempotency_key": idempotency_key,
+        "bot_id": bot_id,
+        "bot_metadata": bot_metadata,
+        "trigger": trigger.code(),
+        "data": data,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

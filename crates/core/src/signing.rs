@@ -52,6 +52,11 @@ impl WebhookSecret {
         Self(bytes)
     }
 
+    /// A secret from a slice, if it is exactly 32 bytes.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        <[u8; 32]>::try_from(bytes).ok().map(Self::from_bytes)
+    }
+
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(bytes)
     }

@@ -2,6 +2,7 @@
 //! not a server is running on it (SQLite's lock makes the two writers take turns).
 
 use meetwire_core::signing::WebhookSecret;
+use meetwire_store::StoreOptions;
 use serde_json::json;
 
 use crate::cli::AdminCommand;
@@ -16,7 +17,7 @@ pub async fn run(command: AdminCommand) -> Result<(), SettingsError> {
         } => {
             let storage = storage_settings(&storage)?;
             let key = sealing_key(&storage)?;
-            let store = open_store(&storage).await?;
+            let store = open_store(&storage, StoreOptions::default()).await?;
             let secret = WebhookSecret::generate();
             let sealed = key
                 .seal(secret.as_bytes())
@@ -42,7 +43,7 @@ pub async fn run(command: AdminCommand) -> Result<(), SettingsError> {
             json,
             storage,
         } => {
-            let store = open_store(&storage_settings(&storage)?).await?;
+            let store = open_store(&storage_settings(&storage)?, StoreOptions::default()).await?;
             let api_key = store.create_api_key(&project).await.map_err(|e| match e {
                 meetwire_store::StoreError::NotFound => {
                     SettingsError::Invalid(format!("no project {project}"))
@@ -63,7 +64,7 @@ pub async fn run(command: AdminCommand) -> Result<(), SettingsError> {
             if name.trim().is_empty() {
                 return Err(SettingsError::Invalid("--name must not be empty".into()));
             }
-            let store = open_store(&storage_settings(&storage)?).await?;
+            let store = open_store(&storage_settings(&storage)?, StoreOptions::default()).await?;
             let token = store.create_runner_token(&name).await?;
             if json {
                 println!("{}", json!({ "runner_token": token }));

@@ -75,6 +75,43 @@ pub struct ServeArgs {
     /// Run the built-in sandbox runner on this node (default true).
     #[arg(long, env = "MEETWIRE_SANDBOX_RUNNER")]
     pub sandbox_runner: Option<bool>,
+    #[command(flatten)]
+    pub delivery: DeliveryArgs,
+}
+
+/// How webhooks are delivered.
+#[derive(Args, Clone, Default)]
+pub struct DeliveryArgs {
+    /// Seconds to wait before each retry, one number per retry (default 2,8,32: 4 attempts).
+    #[arg(long, env = "MEETWIRE_RETRY_SCHEDULE")]
+    pub retry_schedule: Option<String>,
+    /// Seconds an attempt may take before it counts as failed (default 10).
+    #[arg(long, env = "MEETWIRE_WEBHOOK_TIMEOUT")]
+    pub webhook_timeout: Option<f64>,
+    /// Networks webhooks may reach although private or loopback (repeatable, e.g. 127.0.0.0/8).
+    #[arg(long, env = "MEETWIRE_ALLOW_WEBHOOK_CIDR", value_delimiter = ',')]
+    pub allow_webhook_cidr: Vec<ipnet::IpNet>,
+    /// Accept http:// webhook URLs (default: https:// only).
+    #[arg(long, env = "MEETWIRE_ALLOW_HTTP_WEBHOOKS", num_args = 0..=1, default_missing_value = "true")]
+    pub allow_http_webhooks: Option<bool>,
+    /// Deliver each bot's events to a subscription in order (default true).
+    #[arg(long, env = "MEETWIRE_WEBHOOK_ORDERING")]
+    pub webhook_ordering: Option<bool>,
+    /// Most webhook subscriptions per bot (default 10).
+    #[arg(long, env = "MEETWIRE_MAX_WEBHOOKS_PER_BOT")]
+    pub max_webhooks_per_bot: Option<u32>,
+    /// Most project-level webhook subscriptions (default 10).
+    #[arg(long, env = "MEETWIRE_MAX_WEBHOOKS_PER_PROJECT")]
+    pub max_webhooks_per_project: Option<u32>,
+    /// Most attempts in flight to one endpoint (default 64).
+    #[arg(long, env = "MEETWIRE_ENDPOINT_CONCURRENCY")]
+    pub endpoint_concurrency: Option<usize>,
+    /// Most attempts started per second to one endpoint (default: unlimited).
+    #[arg(long, env = "MEETWIRE_ENDPOINT_RATE_LIMIT")]
+    pub endpoint_rate_limit: Option<f64>,
+    /// Longest wait a receiver's Retry-After may ask for, in seconds (default 600).
+    #[arg(long, env = "MEETWIRE_MAX_RETRY_AFTER")]
+    pub max_retry_after: Option<f64>,
 }
 
 /// The command names are the interface (`admin create-project`, …), hence the shared prefix.

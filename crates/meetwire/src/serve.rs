@@ -26,7 +26,7 @@ pub enum ServeError {
 pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     let settings = serve_settings(&args)?;
     let key = sealing_key(&settings.storage)?;
-    let store = open_store(&settings.storage).await?;
+    let store = open_store(&settings.storage, settings.store.clone()).await?;
     let listener = TcpListener::bind(settings.server.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -67,7 +67,7 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     }
     out.flush()?;
     drop(out);
-    let state = AppState::new(store, settings.server);
+    let state = AppState::new(store, settings.server, key);
     meetwire_server::serve(listener, state, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())

@@ -5,13 +5,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use meetwire_core::retry::RetrySchedule;
 use meetwire_core::sealing::SealingKey;
+use meetwire_server::delivery::guard::AddressPolicy;
+use meetwire_server::delivery::DeliveryConfig;
 use meetwire_server::ServerConfig;
 use meetwire_store::sqlite::SqliteStore;
-use meetwire_store::Store;
+use meetwire_store::{Store, StoreOptions};
 use serde::Deserialize;
 
-use crate::cli::{ServeArgs, StorageArgs};
+use crate::cli::{DeliveryArgs, ServeArgs, StorageArgs};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -44,6 +47,16 @@ struct FileConfig {
     heartbeat_timeout: Option<f64>,
     poll_interval: Option<f64>,
     sandbox_runner: Option<bool>,
+    retry_schedule: Option<String>,
+    webhook_timeout: Option<f64>,
+    allow_webhook_cidr: Option<Vec<ipnet::IpNet>>,
+    allow_http_webhooks: Option<bool>,
+    webhook_ordering: Option<bool>,
+    max_webhooks_per_bot: Option<u32>,
+    max_webhooks_per_project: Option<u32>,
+    endpoint_concurrency: Option<usize>,
+    endpoint_rate_limit: Option<f64>,
+    max_retry_after: Option<f64>,
 }
 
 fn read_file(path: Option<&Path>) -> Result<FileConfig, SettingsError> {
@@ -94,11 +107,96 @@ fn storage(args: &StorageArgs, file: &FileConfig) -> Storage {
 pub struct ServeSettings {
     pub storage: Storage,
     pub server: ServerConfig,
+    pub store: StoreOptions,
+}
+
+fn delivery_settings(
+    args: &DeliveryArgs,
+    file: &FileConfig,
+) -> Result<(DeliveryConfig, StoreOptions), SettingsError> {
+    let defaults = DeliveryConfig::default();
+    let store_defaults = StoreOptions::default();
+    let schedule = match args
+        .retry_schedule
+        .as_ref()
+        .or(file.retry_schedule.as_ref())
+    {
+        Some(text) => {
+            RetrySchedule::parse(text).map_err(|e| SettingsError::Invalid(e.to_string()))?
+        }
+        None => defaults.schedule.clone(),
+    };
+    let max_retry_after = seconds(
+        "max_retry_after",
+        args.max_retry_after.or(file.max_retry_after),
+        Duration::from_secs(600),
+    )?;
+    let schedule = schedule.with_max_retry_after(max_retry_after);
+    let allowed = if args.allow_webhook_cidr.is_empty() {
+        file.allow_webhook_cidr.clone().unwrap_or_default()
+    } else {
+        args.allow_webhook_cidr.clone()
+    };
+    let endpoint_concurrency = args
+        .endpoint_concurrency
+        .or(file.endpoint_concurrency)
+        .unwrap_or(defaults.endpoint_concurrency);
+    if endpoint_concurrency == 0 {
+        return Err(SettingsError::Invalid(
+            "endpoint_concurrency must be above 0".into(),
+        ));
+    }
+    let endpoint_rate_limit = args.endpoint_rate_limit.or(file.endpoint_rate_limit);
+    if endpoint_rate_limit.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
+        return Err(SettingsError::Invalid(
+            "endpoint_rate_limit must be above 0".into(),
+        ));
+    }
+    let store = StoreOptions {
+        max_attempts: schedule.max_attempts(),
+        ordering: args
+            .webhook_ordering
+            .or(file.webhook_ordering)
+            .unwrap_or(store_defaults.ordering),
+        webhooks_per_bot: args
+            .max_webhooks_per_bot
+            .or(file.max_webhooks_per_bot)
+            .unwrap_or(store_defaults.webhooks_per_bot),
+        webhooks_per_project: args
+            .max_webhooks_per_project
+            .or(file.max_webhooks_per_project)
+            .unwrap_or(store_defaults.webhooks_per_project),
+    };
+    let delivery = DeliveryConfig {
+        schedule,
+        timeout: seconds(
+            "webhook_timeout",
+            args.webhook_timeout.or(file.webhook_timeout),
+            defaults.timeout,
+        )?,
+        policy: AddressPolicy {
+            allowed,
+            allow_http: args
+                .allow_http_webhooks
+                .or(file.allow_http_webhooks)
+                .unwrap_or(false),
+        },
+        endpoint_concurrency,
+        endpoint_rate_limit,
+        ..defaults
+    };
+    Ok((delivery, store))
 }
 
 pub fn serve_settings(args: &ServeArgs) -> Result<ServeSettings, SettingsError> {
     let file = read_file(args.storage.config.as_deref())?;
     let defaults = ServerConfig::default();
+    let (delivery, store) = delivery_settings(&args.delivery, &file)?;
+    let poll_interval = seconds(
+        "poll_interval",
+        args.poll_interval.or(file.poll_interval),
+        defaults.poll_interval,
+    )?;
     let body_limit = args
         .body_limit
         .or(file.body_limit)
@@ -114,20 +212,21 @@ pub fn serve_settings(args: &ServeArgs) -> Result<ServeSettings, SettingsError> 
             args.heartbeat_timeout.or(file.heartbeat_timeout),
             defaults.heartbeat_timeout,
         )?,
-        poll_interval: seconds(
-            "poll_interval",
-            args.poll_interval.or(file.poll_interval),
-            defaults.poll_interval,
-        )?,
+        poll_interval,
         sandbox_runner: args
             .sandbox_runner
             .or(file.sandbox_runner)
             .unwrap_or(defaults.sandbox_runner),
+        delivery: DeliveryConfig {
+            poll_interval,
+            ..delivery
+        },
         ..defaults
     };
     Ok(ServeSettings {
         storage: storage(&args.storage, &file),
         server,
+        store,
     })
 }
 
@@ -137,7 +236,10 @@ pub fn storage_settings(args: &StorageArgs) -> Result<Storage, SettingsError> {
 }
 
 /// Opens the configured store.
-pub async fn open_store(storage: &Storage) -> Result<Arc<dyn Store>, SettingsError> {
+pub async fn open_store(
+    storage: &Storage,
+    options: StoreOptions,
+) -> Result<Arc<dyn Store>, SettingsError> {
     if let Some(url) = &storage.database_url {
         return Err(SettingsError::Invalid(format!(
             "database URL {}: only the embedded SQLite store is available in this version; \
@@ -145,7 +247,9 @@ pub async fn open_store(storage: &Storage) -> Result<Arc<dyn Store>, SettingsErr
             redact_url(url)
         )));
     }
-    Ok(Arc::new(SqliteStore::open(&storage.data_dir).await?))
+    Ok(Arc::new(
+        SqliteStore::open(&storage.data_dir, options).await?,
+    ))
 }
 
 /// A URL without its password, for messages.

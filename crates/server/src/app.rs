@@ -4,9 +4,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use meetwire_core::sealing::SealingKey;
+use meetwire_core::time::now;
 use meetwire_store::Store;
 use serde_json::json;
 use tokio::net::TcpListener;
@@ -14,6 +18,9 @@ use tokio::sync::{watch, Notify};
 
 use crate::api::error::ApiError;
 use crate::config::ServerConfig;
+use crate::delivery::keys::KeyCache;
+use crate::delivery::Dispatcher;
+use crate::metrics::Metrics;
 use crate::{api, runner_api, sandbox, scheduler};
 
 /// What every handler and task shares.
@@ -21,15 +28,23 @@ use crate::{api, runner_api, sandbox, scheduler};
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub config: Arc<ServerConfig>,
+    /// Seals and opens webhook secrets at rest.
+    pub sealing: Arc<SealingKey>,
+    pub keys: Arc<KeyCache>,
+    pub metrics: Arc<Metrics>,
     /// Wakes the sandbox runner when a bot may have become claimable.
     pub runner_wake: Arc<Notify>,
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, config: ServerConfig) -> Self {
+    pub fn new(store: Arc<dyn Store>, config: ServerConfig, sealing: SealingKey) -> Self {
+        let sealing = Arc::new(sealing);
         AppState {
+            keys: Arc::new(KeyCache::new(store.clone(), sealing.clone())),
             store,
             config: Arc::new(config),
+            sealing,
+            metrics: Arc::new(Metrics::default()),
             runner_wake: Arc::new(Notify::new()),
         }
     }
@@ -48,12 +63,46 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api::routes())
         .nest("/runner/v1", runner)
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::NotFound })
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
         .with_state(state)
 }
 
-/// Serves on `listener` until `shutdown` resolves, then stops the background tasks.
+/// Ready when the database answers.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    match state.store.project_count().await {
+        Ok(_) => (StatusCode::OK, Json(json!({"status": "ready"}))),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "database unavailable"})),
+            )
+        }
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    if let Ok(stats) = state.store.delivery_stats().await {
+        state.metrics.pending.set(stats.pending);
+        let age = stats.oldest_due.map_or(0.0, |due| {
+            (now() - due).num_milliseconds().max(0) as f64 / 1000.0
+        });
+        state.metrics.oldest_due_seconds.set(age);
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+}
+
+/// Serves on `listener` until `shutdown` resolves, then stops the background tasks: the
+/// dispatcher finishes its attempts in flight and writes their results before returning.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -64,14 +113,24 @@ pub async fn serve(
     if state.config.sandbox_runner {
         tasks.spawn(sandbox::run(state.clone(), stop_rx.clone()));
     }
-    tasks.spawn(scheduler::run(state.clone(), stop_rx));
+    tasks.spawn(scheduler::run(state.clone(), stop_rx.clone()));
+    let (dispatcher, writer) = Dispatcher::start(
+        state.store.clone(),
+        state.keys.clone(),
+        Arc::new(state.config.delivery.clone()),
+        state.metrics.clone(),
+    )
+    .map_err(std::io::Error::other)?;
+    let dispatching = tokio::spawn(dispatcher.run(stop_rx));
     let app = router(state);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     let _ = stop_tx.send(true);
-    let drained = tokio::time::timeout(Duration::from_secs(10), async {
+    let drained = tokio::time::timeout(Duration::from_secs(15), async {
         while tasks.join_next().await.is_some() {}
+        let _ = dispatching.await;
+        let _ = writer.await;
     })
     .await;
     if drained.is_err() {

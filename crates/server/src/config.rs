@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::delivery::DeliveryConfig;
+
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
@@ -16,6 +18,7 @@ pub struct ServerConfig {
     pub stage_lead: Duration,
     /// Whether this node runs the built-in sandbox runner.
     pub sandbox_runner: bool,
+    pub delivery: DeliveryConfig,
 }
 
 impl Default for ServerConfig {
@@ -27,6 +30,7 @@ impl Default for ServerConfig {
             poll_interval: Duration::from_secs(1),
             stage_lead: Duration::from_secs(60),
             sandbox_runner: true,
+            delivery: DeliveryConfig::default(),
         }
     }
 }

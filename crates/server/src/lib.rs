@@ -4,6 +4,8 @@
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod delivery;
+pub mod metrics;
 pub mod runner;
 pub mod runner_api;
 pub mod sandbox;

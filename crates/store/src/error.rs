@@ -20,6 +20,9 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A group commit failed; every request in the group was rolled back.
+    #[error("commit failed: {0}")]
+    CommitFailed(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 }

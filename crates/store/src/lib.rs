@@ -10,9 +10,12 @@ pub mod model;
 mod page;
 pub mod sqlite;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use meetwire_core::record::RecordKind;
 use meetwire_core::time::Timestamp;
+use tokio::sync::Notify;
 
 pub use error::{Result, StoreError};
 pub use model::*;
@@ -79,4 +82,73 @@ pub trait Store: Send + Sync + 'static {
     async fn silent_bots(&self, cutoff: Timestamp) -> Result<Vec<Bot>>;
     /// Scheduled or staged bots whose `join_at` is at or before `until`.
     async fn scheduled_bots(&self, until: Timestamp) -> Result<Vec<Bot>>;
+
+    /// Makes a new secret active; the old one keeps signing until `overlap_until`.
+    async fn rotate_webhook_secret(
+        &self,
+        project_id: &str,
+        sealed_secret: Vec<u8>,
+        overlap_until: Timestamp,
+    ) -> Result<()>;
+    async fn project_settings(&self, project_id: &str) -> Result<ProjectSettings>;
+    async fn update_project_settings(
+        &self,
+        project_id: &str,
+        settings: ProjectSettings,
+    ) -> Result<ProjectSettings>;
+
+    /// Creates a project-level subscription (bot-level ones come with [`NewBot::webhooks`]).
+    async fn create_subscription(
+        &self,
+        project_id: &str,
+        new: NewSubscription,
+    ) -> Result<Subscription>;
+    /// Project-level subscriptions, or one bot's.
+    async fn list_subscriptions(
+        &self,
+        project_id: &str,
+        bot_id: Option<&str>,
+        page: PageRequest,
+    ) -> Result<Page<Subscription>>;
+    async fn get_subscription(&self, project_id: &str, id: &str) -> Result<Subscription>;
+    async fn update_subscription(
+        &self,
+        project_id: &str,
+        id: &str,
+        patch: SubscriptionPatch,
+    ) -> Result<Subscription>;
+    async fn delete_subscription(&self, project_id: &str, id: &str) -> Result<()>;
+
+    /// Claims up to `limit` due deliveries until `lease_until`.
+    async fn claim_deliveries(
+        &self,
+        limit: u32,
+        lease_until: Timestamp,
+    ) -> Result<Vec<ClaimedDelivery>>;
+    /// Returns claimed deliveries `(seq, claim token, due again at)` unattempted.
+    async fn release_deliveries(&self, claims: &[(i64, String, Timestamp)]) -> Result<()>;
+    /// Writes attempt results (and the deliveries' next states) in one transaction.
+    async fn record_attempts(&self, results: &[AttemptResult]) -> Result<()>;
+    /// When the earliest pending delivery is due.
+    async fn next_due_delivery(&self) -> Result<Option<Timestamp>>;
+    async fn delivery_stats(&self) -> Result<DeliveryStats>;
+    /// Notified whenever a commit makes new deliveries owed.
+    fn deliveries_owed(&self) -> Arc<Notify>;
+
+    async fn list_deliveries(
+        &self,
+        project_id: &str,
+        filter: &DeliveryFilter,
+        page: PageRequest,
+    ) -> Result<Page<DeliverySummary>>;
+    async fn get_delivery(&self, project_id: &str, key: &str) -> Result<DeliveryDetail>;
+    /// Puts a finished delivery back to pending, same key, fresh attempt budget.
+    async fn resend_delivery(&self, project_id: &str, key: &str) -> Result<()>;
+    /// Resends every failed delivery matching `filter` created at or after `since`.
+    async fn resend_failed_deliveries(
+        &self,
+        project_id: &str,
+        filter: &DeliveryFilter,
+        since: Timestamp,
+    ) -> Result<u64>;
 }

@@ -3,6 +3,7 @@
 use meetwire_core::record::{BotEventRequest, RunnerRecord};
 use meetwire_core::state::{BotState, RecordingState, TranscriptionState};
 use meetwire_core::time::Timestamp;
+use meetwire_core::trigger::Trigger;
 use serde_json::{Map, Value};
 
 /// A project just created, with its first API key in clear (shown once, stored hashed).
@@ -53,6 +54,8 @@ pub struct NewBot {
     pub join_at: Option<Timestamp>,
     pub is_sandbox: bool,
     pub sandbox_script: Option<Value>,
+    /// Bot-level webhook subscriptions, created in the bot's transaction.
+    pub webhooks: Vec<NewSubscription>,
 }
 
 /// A change to a bot's user-editable fields.
@@ -95,6 +98,8 @@ pub struct BatchOutcome {
     /// Records whose runner id was already stored (a retried batch): skipped.
     pub duplicates: usize,
     pub state: BotState,
+    /// Webhook deliveries the batch made owed.
+    pub deliveries: usize,
 }
 
 /// A stored record: a state event, utterance, chat message, participant event or log entry.
@@ -125,4 +130,183 @@ pub struct Page<T> {
     pub items: Vec<T>,
     pub next: Option<Cursor>,
     pub previous: Option<Cursor>,
+}
+
+/// Delivery rules the store applies when it writes the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Attempts in all for a new (or resent) delivery.
+    pub max_attempts: u32,
+    /// Deliver one bot's events to one subscription in the order they happened.
+    pub ordering: bool,
+    pub webhooks_per_bot: u32,
+    pub webhooks_per_project: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_attempts: 4,
+            ordering: true,
+            webhooks_per_bot: 10,
+            webhooks_per_project: 10,
+        }
+    }
+}
+
+/// A subscription to create (its scope — project or bot — is given by the call).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewSubscription {
+    pub url: String,
+    pub triggers: Vec<Trigger>,
+    pub is_active: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subscription {
+    pub id: String,
+    pub project_id: String,
+    /// `Some` for a bot-level subscription.
+    pub bot_id: Option<String>,
+    pub url: String,
+    pub triggers: Vec<Trigger>,
+    pub is_active: bool,
+    /// Why meetwire deactivated it (e.g. the receiver answered 410 Gone).
+    pub disabled_reason: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SubscriptionPatch {
+    pub url: Option<String>,
+    pub triggers: Option<Vec<Trigger>>,
+    pub is_active: Option<bool>,
+}
+
+/// Per-project delivery settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProjectSettings {
+    /// Send the Standard Webhooks headers beside Attendee's signature.
+    pub standard_webhooks: bool,
+}
+
+/// A delivery a dispatcher holds under lease, with what it needs to send it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedDelivery {
+    pub seq: i64,
+    pub claim_token: String,
+    pub idempotency_key: String,
+    pub project_id: String,
+    pub subscription_id: String,
+    /// The subscription's URL now, or `None` when it was deleted.
+    pub url: Option<String>,
+    pub subscription_active: bool,
+    pub body: String,
+    /// Attempts already made.
+    pub attempts: u32,
+    pub max_attempts: u32,
+}
+
+/// Where a delivery goes after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Success,
+    Retry { at: Timestamp },
+    Failure,
+}
+
+/// One attempt's record, written back by the dispatcher.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptResult {
+    pub seq: i64,
+    pub claim_token: String,
+    pub attempted_at: Timestamp,
+    pub duration_ms: i64,
+    pub status_code: Option<u16>,
+    pub error_kind: Option<&'static str>,
+    pub error_message: Option<String>,
+    /// The first 500 characters of the response body.
+    pub response_body: Option<String>,
+    pub outcome: AttemptOutcome,
+    /// Deactivate the subscription, with this reason (410 Gone).
+    pub disable_subscription: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryStatus {
+    Pending,
+    Success,
+    Failure,
+}
+
+impl DeliveryStatus {
+    pub const fn code(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Success => "success",
+            DeliveryStatus::Failure => "failure",
+        }
+    }
+
+    pub fn parse(code: &str) -> Option<Self> {
+        [Self::Pending, Self::Success, Self::Failure]
+            .into_iter()
+            .find(|s| s.code() == code)
+    }
+}
+
+/// Filters of the delivery log.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeliveryFilter {
+    pub bot_id: Option<String>,
+    pub calendar_id: Option<String>,
+    pub webhook_id: Option<String>,
+    pub status: Option<DeliveryStatus>,
+    pub trigger: Option<Trigger>,
+}
+
+/// A delivery in the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliverySummary {
+    pub idempotency_key: String,
+    pub webhook_id: String,
+    pub url: Option<String>,
+    pub bot_id: Option<String>,
+    pub calendar_id: Option<String>,
+    pub trigger: Trigger,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    pub created_at: Timestamp,
+    pub last_attempt_at: Option<Timestamp>,
+    pub succeeded_at: Option<Timestamp>,
+    pub next_attempt_at: Option<Timestamp>,
+    pub last_status_code: Option<u16>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryAttempt {
+    pub attempted_at: Timestamp,
+    pub duration_ms: i64,
+    pub status_code: Option<u16>,
+    pub error_kind: Option<String>,
+    pub error_message: Option<String>,
+    pub response_body: Option<String>,
+}
+
+/// A delivery with its payload and every attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryDetail {
+    pub summary: DeliverySummary,
+    pub payload: Value,
+    pub attempts: Vec<DeliveryAttempt>,
+}
+
+/// The outbox at a glance, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeliveryStats {
+    pub pending: i64,
+    /// The due time of the longest-waiting due delivery.
+    pub oldest_due: Option<Timestamp>,
 }

@@ -1,6 +1,6 @@
 //! `/api/v1/bots…`: create, list, read, edit, delete, leave, and the bot's records.
 
-use axum::extract::{Path, State};
+use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::Json;
@@ -15,8 +15,9 @@ use serde_json::{Map, Value};
 use super::auth::Project;
 use super::error::{ApiError, ApiResult};
 use super::json::ApiJson;
-use super::pagination::{page_body, page_request, PageBody};
+use super::pagination::{page_body, query_params, PageBody, QueryParams};
 use super::views;
+use super::webhooks::{bot_webhooks, BotWebhookBody};
 use crate::app::AppState;
 use crate::sandbox::script::SandboxMeeting;
 
@@ -39,6 +40,8 @@ pub struct CreateBotBody {
     join_at: Option<String>,
     #[serde(default)]
     sandbox_script: Option<Value>,
+    #[serde(default)]
+    webhooks: Option<Vec<BotWebhookBody>>,
 }
 
 #[derive(Deserialize)]
@@ -103,6 +106,10 @@ pub async fn create(
         join_at: join_at(body.join_at.as_deref(), &at)?,
         is_sandbox: sandbox.is_some(),
         sandbox_script: body.sandbox_script,
+        webhooks: bot_webhooks(
+            &state.config.delivery.policy,
+            body.webhooks.unwrap_or_default(),
+        )?,
     };
     let bot = state.store.create_bot(&project, new).await?;
     state.wake_runners();
@@ -126,45 +133,39 @@ async fn render(store: &dyn Store, bot: &Bot) -> ApiResult<Value> {
     Ok(views::bot(bot, &events.items))
 }
 
-/// Repeated or comma-separated `states` values, and the other list filters.
-fn bot_filter(uri: &Uri) -> ApiResult<(BotFilter, Option<String>, Option<u32>)> {
-    let mut filter = BotFilter::default();
-    let (mut cursor, mut page_size) = (None, None);
-    for (key, value) in url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
-        match key.as_ref() {
-            "meeting_url" => filter.meeting_url = Some(value.into_owned()),
-            "deduplication_key" => filter.deduplication_key = Some(value.into_owned()),
-            "states" => {
-                for code in value.split(',').filter(|c| !c.is_empty()) {
-                    let state = code
-                        .parse::<BotState>()
-                        .map_err(|_| ApiError::BadRequest(format!("Invalid state: {code}")))?;
-                    filter.states.push(state);
-                }
-            }
-            "cursor" => cursor = Some(value.into_owned()),
-            "page_size" => page_size = Some(parse_page_size(&value)?),
-            _ => {}
-        }
+/// The list filters: `meeting_url`, `deduplication_key`, and `states` (repeated or
+/// comma-separated).
+fn bot_filter(params: &QueryParams) -> ApiResult<BotFilter> {
+    let mut filter = BotFilter {
+        meeting_url: params.get("meeting_url").cloned(),
+        deduplication_key: params.get("deduplication_key").cloned(),
+        states: Vec::new(),
+    };
+    for code in params
+        .all("states")
+        .flat_map(|v| v.split(','))
+        .filter(|c| !c.is_empty())
+    {
+        let state = code
+            .parse::<BotState>()
+            .map_err(|_| ApiError::BadRequest(format!("Invalid state: {code}")))?;
+        filter.states.push(state);
     }
-    Ok((filter, cursor, page_size))
-}
-
-fn parse_page_size(value: &str) -> ApiResult<u32> {
-    value
-        .parse()
-        .map_err(|_| ApiError::BadRequest(format!("Invalid page_size: {value}")))
+    Ok(filter)
 }
 
 pub async fn list(
     State(state): State<AppState>,
     Project(project): Project,
-    uri: Uri,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> ApiResult<Json<PageBody<Value>>> {
-    let (filter, cursor, page_size) = bot_filter(&uri)?;
-    let page = page_request(cursor.as_deref(), page_size)?;
-    let page = state.store.list_bots(&project, &filter, page).await?;
+    let params = query_params(&uri);
+    let filter = bot_filter(&params)?;
+    let page = state
+        .store
+        .list_bots(&project, &filter, params.page()?)
+        .await?;
     let mut rendered = Vec::with_capacity(page.items.len());
     for bot in &page.items {
         rendered.push(render(state.store.as_ref(), bot).await?);
@@ -270,8 +271,7 @@ async fn paginated(
     uri: &Uri,
     headers: &HeaderMap,
 ) -> ApiResult<Json<PageBody<Value>>> {
-    let (_, cursor, page_size) = bot_filter(uri)?;
-    let page = page_request(cursor.as_deref(), page_size)?;
+    let page = query_params(uri).page()?;
     let page = state
         .store
         .list_records(project, bot_id, kind, page)
@@ -283,7 +283,7 @@ pub async fn chat_messages(
     State(state): State<AppState>,
     Project(project): Project,
     Path(bot_id): Path<String>,
-    uri: Uri,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> ApiResult<Json<PageBody<Value>>> {
     paginated(
@@ -301,7 +301,7 @@ pub async fn participant_events(
     State(state): State<AppState>,
     Project(project): Project,
     Path(bot_id): Path<String>,
-    uri: Uri,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> ApiResult<Json<PageBody<Value>>> {
     paginated(
@@ -319,7 +319,7 @@ pub async fn logs(
     State(state): State<AppState>,
     Project(project): Project,
     Path(bot_id): Path<String>,
-    uri: Uri,
+    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> ApiResult<Json<PageBody<Value>>> {
     paginated(&state, &project, &bot_id, RecordKind::Log, &uri, &headers).await

@@ -2,10 +2,13 @@
 
 pub mod auth;
 pub mod bots;
+pub mod deliveries;
 pub mod error;
 pub mod json;
 pub mod pagination;
+pub mod secret;
 pub mod views;
+pub mod webhooks;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -27,4 +30,24 @@ pub fn routes() -> Router<AppState> {
             get(bots::participant_events),
         )
         .route("/bots/{id}/logs", get(bots::logs))
+        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route(
+            "/webhooks/{id}",
+            get(webhooks::get)
+                .patch(webhooks::patch)
+                .delete(webhooks::delete),
+        )
+        .route("/webhook_secret", get(secret::get))
+        .route("/webhook_secret/rotate", post(secret::rotate))
+        .route(
+            "/webhook_settings",
+            get(secret::get_settings).patch(secret::patch_settings),
+        )
+        .route("/webhook_deliveries", get(deliveries::list))
+        .route(
+            "/webhook_deliveries/resend",
+            post(deliveries::resend_failed),
+        )
+        .route("/webhook_deliveries/{key}", get(deliveries::get))
+        .route("/webhook_deliveries/{key}/resend", post(deliveries::resend))
 }

@@ -13,7 +13,7 @@ pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const MAX_PAGE_SIZE: u32 = 500;
 
 /// The page a request asks for, from its `cursor` and `page_size` parameters.
-pub fn page_request(cursor: Option<&str>, page_size: Option<u32>) -> Result<PageRequest, ApiError> {
+fn page_request(cursor: Option<&str>, page_size: Option<u32>) -> Result<PageRequest, ApiError> {
     let limit = match page_size {
         None => DEFAULT_PAGE_SIZE,
         Some(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
@@ -43,6 +43,45 @@ fn decode(text: &str) -> Result<Cursor, ApiError> {
     };
     let seq = seq.parse().map_err(|_| invalid())?;
     Ok(Cursor { seq, backwards })
+}
+
+/// A request's query parameters, in order, repeated keys kept.
+pub struct QueryParams(Vec<(String, String)>);
+
+pub fn query_params(uri: &Uri) -> QueryParams {
+    let query = uri.query().unwrap_or("");
+    QueryParams(
+        url::form_urlencoded::parse(query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect(),
+    )
+}
+
+impl QueryParams {
+    /// The last value of `key`.
+    pub fn get(&self, key: &str) -> Option<&String> {
+        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// Every value of `key`.
+    pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The page asked for by `cursor` and `page_size`.
+    pub fn page(&self) -> Result<PageRequest, ApiError> {
+        let page_size = self
+            .get("page_size")
+            .map(|v| {
+                v.parse::<u32>()
+                    .map_err(|_| ApiError::BadRequest(format!("Invalid page_size: {v}")))
+            })
+            .transpose()?;
+        page_request(self.get("cursor").map(String::as_str), page_size)
+    }
 }
 
 #[derive(Serialize)]

@@ -9,14 +9,22 @@ use sqlx::{SqliteConnection, SqlitePool};
 
 use super::records::apply_inputs;
 use super::rows::{bot_from_row, BOT_COLUMNS};
+use super::subscriptions;
 use crate::error::{Result, StoreError};
-use crate::model::{Actor, Bot, BotFilter, BotInput, BotPatch, NewBot, Page, PageRequest};
+use crate::model::{
+    Actor, Bot, BotFilter, BotInput, BotPatch, NewBot, Page, PageRequest, StoreOptions,
+};
 use crate::page;
 
 /// The states in which a bot holds its deduplication key (as the partial unique index says).
 const DEDUP_CONFLICT: &str = "Deduplication key already in use by an active bot";
 
-pub(super) async fn create(pool: &SqlitePool, project_id: &str, new: NewBot) -> Result<Bot> {
+pub(super) async fn create(
+    pool: &SqlitePool,
+    project_id: &str,
+    new: NewBot,
+    options: &StoreOptions,
+) -> Result<Bot> {
     let id = new_id(IdKind::Bot);
     let at = now();
     let scheduled = new.join_at.is_some_and(|t| t > at);
@@ -50,9 +58,12 @@ pub(super) async fn create(pool: &SqlitePool, project_id: &str, new: NewBot) -> 
     if let Err(e) = inserted {
         return Err(unique_violation_as(e, DEDUP_CONFLICT));
     }
+    for webhook in &new.webhooks {
+        subscriptions::insert(&mut tx, project_id, Some(&id), webhook, options).await?;
+    }
     if !scheduled {
         let join = BotInput::Event(BotEventRequest::join_requested("api"));
-        apply_inputs(&mut tx, Actor::System, &id, vec![join], None).await?;
+        apply_inputs(&mut tx, Actor::System, &id, vec![join], None, options).await?;
     }
     let bot = fetch(&mut tx, &id).await?;
     tx.commit().await?;
@@ -184,6 +195,10 @@ pub(super) async fn delete(pool: &SqlitePool, project_id: &str, bot_id: &str) ->
             bot.state
         )));
     }
+    sqlx::query("DELETE FROM webhook_subscriptions WHERE bot_id = ?")
+        .bind(bot_id)
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("DELETE FROM bot_records WHERE bot_id = ?")
         .bind(bot_id)
         .execute(&mut *tx)

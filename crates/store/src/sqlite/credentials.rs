@@ -8,7 +8,7 @@ use sqlx::Row;
 use sqlx::SqlitePool;
 
 use crate::error::{Result, StoreError};
-use crate::model::{CreatedProject, SealedSecret};
+use crate::model::{CreatedProject, ProjectSettings, SealedSecret};
 
 /// SHA-256 hex of a credential, the only form stored.
 pub(crate) fn hash_credential(secret: &str) -> String {
@@ -133,6 +133,74 @@ pub(super) async fn webhook_secrets(
             })
         })
         .collect()
+}
+
+/// Makes `sealed` the active secret; the previous active one keeps signing until `overlap_until`.
+pub(super) async fn rotate_webhook_secret(
+    pool: &SqlitePool,
+    project_id: &str,
+    sealed: Vec<u8>,
+    overlap_until: i64,
+) -> Result<()> {
+    let at = now().timestamp_micros();
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let retired = sqlx::query(
+        "UPDATE webhook_secrets SET expires_at = ? WHERE project_id = ? AND expires_at IS NULL",
+    )
+    .bind(overlap_until)
+    .bind(project_id)
+    .execute(&mut *tx)
+    .await?;
+    if retired.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    // Secrets retired earlier stop at the latest when this overlap ends.
+    sqlx::query(
+        "UPDATE webhook_secrets SET expires_at = MIN(expires_at, ?) \
+         WHERE project_id = ? AND expires_at IS NOT NULL",
+    )
+    .bind(overlap_until)
+    .bind(project_id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("INSERT INTO webhook_secrets (project_id, sealed, created_at) VALUES (?, ?, ?)")
+        .bind(project_id)
+        .bind(sealed)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn project_settings(
+    pool: &SqlitePool,
+    project_id: &str,
+) -> Result<ProjectSettings> {
+    let standard: Option<bool> =
+        sqlx::query_scalar("SELECT standard_webhooks FROM projects WHERE id = ?")
+            .bind(project_id)
+            .fetch_optional(pool)
+            .await?;
+    standard
+        .map(|standard_webhooks| ProjectSettings { standard_webhooks })
+        .ok_or(StoreError::NotFound)
+}
+
+pub(super) async fn update_project_settings(
+    pool: &SqlitePool,
+    project_id: &str,
+    settings: ProjectSettings,
+) -> Result<ProjectSettings> {
+    let done = sqlx::query("UPDATE projects SET standard_webhooks = ? WHERE id = ?")
+        .bind(settings.standard_webhooks)
+        .bind(project_id)
+        .execute(pool)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(settings)
 }
 
 #[cfg(test)]

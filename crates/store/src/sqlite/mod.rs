@@ -6,12 +6,17 @@
 //! when another process (an admin command) writes to the same file.
 
 mod bots;
+mod committer;
 mod credentials;
+mod deliveries;
+mod outbox;
 mod records;
 mod rows;
+mod subscriptions;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,6 +24,9 @@ use meetwire_core::record::RecordKind;
 use meetwire_core::time::Timestamp;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
+use tokio::sync::Notify;
+
+use committer::Committer;
 
 use crate::error::Result;
 use crate::model::*;
@@ -34,11 +42,14 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    committer: Committer,
+    options: StoreOptions,
+    owed: Arc<Notify>,
 }
 
 impl SqliteStore {
     /// Opens (creating and migrating if needed) the database in `data_dir`.
-    pub async fn open(data_dir: &Path) -> Result<Self> {
+    pub async fn open(data_dir: &Path, store_options: StoreOptions) -> Result<Self> {
         std::fs::create_dir_all(data_dir).map_err(|e| {
             crate::StoreError::Invalid(format!("cannot create {}: {e}", data_dir.display()))
         })?;
@@ -60,7 +71,15 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(SqliteStore { writer, reader })
+        let owed = Arc::new(Notify::new());
+        let committer = Committer::start(writer.clone(), store_options.clone(), owed.clone());
+        Ok(SqliteStore {
+            writer,
+            reader,
+            committer,
+            options: store_options,
+            owed,
+        })
     }
 
     /// Closes both pools, waiting for connections in use.
@@ -101,7 +120,9 @@ impl Store for SqliteStore {
     }
 
     async fn create_bot(&self, project_id: &str, bot: NewBot) -> Result<Bot> {
-        bots::create(&self.writer, project_id, bot).await
+        let bot = bots::create(&self.writer, project_id, bot, &self.options).await?;
+        self.owed.notify_one();
+        Ok(bot)
     }
 
     async fn get_bot(&self, project_id: &str, bot_id: &str) -> Result<Bot> {
@@ -132,7 +153,7 @@ impl Store for SqliteStore {
         inputs: Vec<BotInput>,
         cursor: Option<serde_json::Value>,
     ) -> Result<BatchOutcome> {
-        records::record(&self.writer, actor, bot_id, inputs, cursor).await
+        self.committer.submit(actor, bot_id, inputs, cursor).await
     }
 
     async fn list_records(
@@ -163,5 +184,120 @@ impl Store for SqliteStore {
 
     async fn scheduled_bots(&self, until: Timestamp) -> Result<Vec<Bot>> {
         bots::scheduled(&self.reader, until).await
+    }
+
+    async fn rotate_webhook_secret(
+        &self,
+        project_id: &str,
+        sealed_secret: Vec<u8>,
+        overlap_until: Timestamp,
+    ) -> Result<()> {
+        let until = overlap_until.timestamp_micros();
+        credentials::rotate_webhook_secret(&self.writer, project_id, sealed_secret, until).await
+    }
+
+    async fn project_settings(&self, project_id: &str) -> Result<ProjectSettings> {
+        credentials::project_settings(&self.reader, project_id).await
+    }
+
+    async fn update_project_settings(
+        &self,
+        project_id: &str,
+        settings: ProjectSettings,
+    ) -> Result<ProjectSettings> {
+        credentials::update_project_settings(&self.writer, project_id, settings).await
+    }
+
+    async fn create_subscription(
+        &self,
+        project_id: &str,
+        new: NewSubscription,
+    ) -> Result<Subscription> {
+        subscriptions::create(&self.writer, project_id, &new, &self.options).await
+    }
+
+    async fn list_subscriptions(
+        &self,
+        project_id: &str,
+        bot_id: Option<&str>,
+        page: PageRequest,
+    ) -> Result<Page<Subscription>> {
+        subscriptions::list(&self.reader, project_id, bot_id, page).await
+    }
+
+    async fn get_subscription(&self, project_id: &str, id: &str) -> Result<Subscription> {
+        subscriptions::get(&self.reader, project_id, id).await
+    }
+
+    async fn update_subscription(
+        &self,
+        project_id: &str,
+        id: &str,
+        patch: SubscriptionPatch,
+    ) -> Result<Subscription> {
+        subscriptions::update(&self.writer, project_id, id, &patch).await
+    }
+
+    async fn delete_subscription(&self, project_id: &str, id: &str) -> Result<()> {
+        subscriptions::delete(&self.writer, project_id, id).await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        limit: u32,
+        lease_until: Timestamp,
+    ) -> Result<Vec<ClaimedDelivery>> {
+        deliveries::claim(&self.writer, limit, lease_until).await
+    }
+
+    async fn release_deliveries(&self, claims: &[(i64, String, Timestamp)]) -> Result<()> {
+        deliveries::release(&self.writer, claims).await
+    }
+
+    async fn record_attempts(&self, results: &[AttemptResult]) -> Result<()> {
+        deliveries::record_results(&self.writer, results).await
+    }
+
+    async fn next_due_delivery(&self) -> Result<Option<Timestamp>> {
+        deliveries::next_due(&self.reader).await
+    }
+
+    async fn delivery_stats(&self) -> Result<DeliveryStats> {
+        deliveries::stats(&self.reader).await
+    }
+
+    fn deliveries_owed(&self) -> Arc<Notify> {
+        self.owed.clone()
+    }
+
+    async fn list_deliveries(
+        &self,
+        project_id: &str,
+        filter: &DeliveryFilter,
+        page: PageRequest,
+    ) -> Result<Page<DeliverySummary>> {
+        deliveries::list(&self.reader, project_id, filter, page).await
+    }
+
+    async fn get_delivery(&self, project_id: &str, key: &str) -> Result<DeliveryDetail> {
+        deliveries::get(&self.reader, project_id, key).await
+    }
+
+    async fn resend_delivery(&self, project_id: &str, key: &str) -> Result<()> {
+        deliveries::resend(&self.writer, project_id, key, &self.options).await?;
+        self.owed.notify_one();
+        Ok(())
+    }
+
+    async fn resend_failed_deliveries(
+        &self,
+        project_id: &str,
+        filter: &DeliveryFilter,
+        since: Timestamp,
+    ) -> Result<u64> {
+        let n = deliveries::resend_failed(&self.writer, project_id, filter, since, &self.options)
+            .await?;
+        self.owed.notify_one();
+        Ok(n)
     }
 }

@@ -15,23 +15,11 @@ use meetwire_core::time::{from_micros, now, Timestamp};
 use serde_json::Value;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
+use super::outbox::{enqueue, BotEvent, Recipients};
 use super::rows::{bot_from_row, machine_from_row, BOT_COLUMNS};
 use crate::error::{Result, StoreError};
-use crate::model::{Actor, BatchOutcome, BotInput, Page, PageRequest, StoredRecord};
+use crate::model::{Actor, BatchOutcome, BotInput, Page, PageRequest, StoreOptions, StoredRecord};
 use crate::page;
-
-pub(super) async fn record(
-    pool: &SqlitePool,
-    actor: Actor<'_>,
-    bot_id: &str,
-    inputs: Vec<BotInput>,
-    cursor: Option<Value>,
-) -> Result<BatchOutcome> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let outcome = apply_inputs(&mut tx, actor, bot_id, inputs, cursor).await?;
-    tx.commit().await?;
-    Ok(outcome)
-}
 
 /// Applies a batch to one bot on a connection that is inside a write transaction. On error
 /// the caller drops the transaction, so nothing of the batch is kept.
@@ -41,6 +29,7 @@ pub(super) async fn apply_inputs(
     bot_id: &str,
     inputs: Vec<BotInput>,
     cursor: Option<Value>,
+    options: &StoreOptions,
 ) -> Result<BatchOutcome> {
     let sql = format!("SELECT {BOT_COLUMNS} FROM bots WHERE id = ?");
     let row = sqlx::query(&sql)
@@ -79,7 +68,9 @@ pub(super) async fn apply_inputs(
         stored: 0,
         duplicates: 0,
         state: bot.state,
+        deliveries: 0,
     };
+    let mut recipients = None;
     for input in inputs {
         let client_id = match &input {
             BotInput::Event(e) => e.client_id.clone(),
@@ -103,8 +94,25 @@ pub(super) async fn apply_inputs(
                 None => continue,
             },
         };
-        insert_record(&mut *conn, bot_id, &record, &at).await?;
+        let seq = insert_record(&mut *conn, bot_id, &record, &at).await?;
         outcome.stored += 1;
+        if let Some(trigger) = record.trigger {
+            let recipients = match &mut recipients {
+                Some(r) => r,
+                None => {
+                    recipients.insert(Recipients::for_bot(conn, &bot.project_id, bot_id).await?)
+                }
+            };
+            let event = BotEvent {
+                project_id: &bot.project_id,
+                bot_id,
+                bot_metadata: &bot.metadata,
+                record_seq: seq,
+                trigger,
+                data: &record.payload,
+            };
+            outcome.deliveries += enqueue(conn, recipients, &event, &at, options).await?;
+        }
     }
     let BotProgress {
         machine,

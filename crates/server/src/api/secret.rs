@@ -1,0 +1,127 @@
+//! `/api/v1/webhook_secret` and `/api/v1/webhook_settings`: reading and rotating the project's
+//! signing secret, and switching the Standard Webhooks headers. A rotation keeps the old secret
+//! signing `webhook-signature` beside the new one for an overlap window, so receivers can
+//! switch without dropping a delivery.
+
+use axum::extract::State;
+use axum::Json;
+use meetwire_core::signing::WebhookSecret;
+use meetwire_core::time::{now, rest_timestamp};
+use meetwire_store::ProjectSettings;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::Project;
+use super::error::{ApiError, ApiResult};
+use super::json::ApiJson;
+use crate::app::AppState;
+
+/// Default and longest overlap of a rotation.
+const DEFAULT_OVERLAP_SECONDS: u64 = 24 * 3600;
+const MAX_OVERLAP_SECONDS: u64 = 7 * 24 * 3600;
+
+async fn secret_view(state: &AppState, project: &str) -> ApiResult<Value> {
+    let sealed = state.store.webhook_secrets(project).await?;
+    let Some(active) = sealed.first() else {
+        return Err(ApiError::NotFound);
+    };
+    let bytes = state.sealing.open(&active.sealed).map_err(|e| {
+        tracing::error!(error = %e, "cannot open a webhook secret");
+        ApiError::Internal
+    })?;
+    let secret = WebhookSecret::from_slice(&bytes).ok_or(ApiError::Internal)?;
+    let retiring: Vec<Value> = sealed[1..]
+        .iter()
+        .map(|s| {
+            json!({"created_at": rest_timestamp(&s.created_at),
+                        "expires_at": s.expires_at.as_ref().map(rest_timestamp)})
+        })
+        .collect();
+    Ok(json!({
+        "secret": secret.to_base64(),
+        "whsec": secret.to_whsec(),
+        "created_at": rest_timestamp(&active.created_at),
+        "retiring": retiring,
+    }))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Project(project): Project,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(secret_view(&state, &project).await?))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RotateBody {
+    #[serde(default)]
+    overlap_seconds: Option<u64>,
+}
+
+pub async fn rotate(
+    State(state): State<AppState>,
+    Project(project): Project,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    // The body is optional: an empty one rotates with the default overlap.
+    let body: RotateBody = if body.is_empty() {
+        RotateBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("Invalid request body: {e}")))?
+    };
+    let overlap = body.overlap_seconds.unwrap_or(DEFAULT_OVERLAP_SECONDS);
+    if overlap > MAX_OVERLAP_SECONDS {
+        return Err(ApiError::BadRequest(format!(
+            "overlap_seconds must be at most {MAX_OVERLAP_SECONDS}"
+        )));
+    }
+    let secret = WebhookSecret::generate();
+    let sealed = state.sealing.seal(secret.as_bytes()).map_err(|e| {
+        tracing::error!(error = %e, "cannot seal a webhook secret");
+        ApiError::Internal
+    })?;
+    let until = now() + chrono::Duration::seconds(overlap as i64);
+    state
+        .store
+        .rotate_webhook_secret(&project, sealed, until)
+        .await?;
+    state.keys.invalidate(&project);
+    Ok(Json(secret_view(&state, &project).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsBody {
+    standard_webhooks: bool,
+}
+
+fn settings_view(settings: ProjectSettings) -> Value {
+    json!({ "standard_webhooks": settings.standard_webhooks })
+}
+
+pub async fn get_settings(
+    State(state): State<AppState>,
+    Project(project): Project,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(settings_view(
+        state.store.project_settings(&project).await?,
+    )))
+}
+
+pub async fn patch_settings(
+    State(state): State<AppState>,
+    Project(project): Project,
+    ApiJson(body): ApiJson<SettingsBody>,
+) -> ApiResult<Json<Value>> {
+    let settings = ProjectSettings {
+        standard_webhooks: body.standard_webhooks,
+    };
+    let settings = state
+        .store
+        .update_project_settings(&project, settings)
+        .await?;
+    state.keys.invalidate(&project);
+    Ok(Json(settings_view(settings)))
+}

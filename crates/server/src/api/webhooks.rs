@@ -1,0 +1,169 @@
+//! `/api/v1/webhooks…`: project-level subscriptions (beyond Attendee, which has them in its UI
+//! only), with the contract's validation messages. Bot-level subscriptions use the same checks
+//! through `POST /api/v1/bots`.
+
+use std::collections::HashSet;
+
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use meetwire_core::time::rest_timestamp;
+use meetwire_core::trigger::{parse_trigger, Trigger};
+use meetwire_store::{NewSubscription, Subscription, SubscriptionPatch};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::Project;
+use super::error::{ApiError, ApiResult};
+use super::json::ApiJson;
+use super::pagination::{page_body, query_params, PageBody};
+use crate::app::AppState;
+use crate::delivery::guard::AddressPolicy;
+
+/// A subscription as `POST /api/v1/bots` takes it in `webhooks`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BotWebhookBody {
+    url: String,
+    triggers: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    url: String,
+    triggers: Vec<String>,
+    #[serde(default)]
+    is_active: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchBody {
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    triggers: Option<Vec<String>>,
+    #[serde(default)]
+    is_active: Option<bool>,
+}
+
+/// Trigger codes to triggers: non-empty, known, no duplicates.
+fn triggers(codes: &[String]) -> ApiResult<Vec<Trigger>> {
+    if codes.is_empty() {
+        return Err(ApiError::BadRequest("triggers must not be empty".into()));
+    }
+    let mut seen = HashSet::new();
+    codes
+        .iter()
+        .map(|code| {
+            let trigger = parse_trigger(code).map_err(ApiError::BadRequest)?;
+            if !seen.insert(trigger) {
+                return Err(ApiError::BadRequest(format!(
+                    "Duplicate webhook trigger type: {code}"
+                )));
+            }
+            Ok(trigger)
+        })
+        .collect()
+}
+
+fn url(policy: &AddressPolicy, url: &str) -> ApiResult<String> {
+    policy.check_url(url).map_err(ApiError::BadRequest)?;
+    Ok(url.to_owned())
+}
+
+/// Validates the `webhooks` of a bot being created.
+pub fn bot_webhooks(
+    policy: &AddressPolicy,
+    bodies: Vec<BotWebhookBody>,
+) -> ApiResult<Vec<NewSubscription>> {
+    bodies
+        .into_iter()
+        .map(|b| {
+            Ok(NewSubscription {
+                url: url(policy, &b.url)?,
+                triggers: triggers(&b.triggers)?,
+                is_active: true,
+            })
+        })
+        .collect()
+}
+
+pub fn view(sub: &Subscription) -> Value {
+    json!({
+        "id": sub.id,
+        "url": sub.url,
+        "triggers": sub.triggers.iter().map(|t| t.code()).collect::<Vec<_>>(),
+        "is_active": sub.is_active,
+        "bot_id": sub.bot_id,
+        "disabled_reason": sub.disabled_reason,
+        "created_at": rest_timestamp(&sub.created_at),
+        "updated_at": rest_timestamp(&sub.updated_at),
+    })
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Project(project): Project,
+    ApiJson(body): ApiJson<CreateBody>,
+) -> ApiResult<impl IntoResponse> {
+    let new = NewSubscription {
+        url: url(&state.config.delivery.policy, &body.url)?,
+        triggers: triggers(&body.triggers)?,
+        is_active: body.is_active.unwrap_or(true),
+    };
+    let sub = state.store.create_subscription(&project, new).await?;
+    Ok((StatusCode::CREATED, Json(view(&sub))))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Project(project): Project,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> ApiResult<Json<PageBody<Value>>> {
+    let params = query_params(&uri);
+    let page = params.page()?;
+    let bot = params.get("bot_id").map(String::as_str);
+    let page = state.store.list_subscriptions(&project, bot, page).await?;
+    Ok(Json(page_body(page, &uri, &headers, |s| view(&s))))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let sub = state.store.get_subscription(&project, &id).await?;
+    Ok(Json(view(&sub)))
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<PatchBody>,
+) -> ApiResult<Json<Value>> {
+    let policy = &state.config.delivery.policy;
+    let patch = SubscriptionPatch {
+        url: body.url.as_deref().map(|u| url(policy, u)).transpose()?,
+        triggers: body.triggers.as_deref().map(triggers).transpose()?,
+        is_active: body.is_active,
+    };
+    let sub = state
+        .store
+        .update_subscription(&project, &id, patch)
+        .await?;
+    Ok(Json(view(&sub)))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    state.store.delete_subscription(&project, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,418 @@
+//! The dispatcher: claims due deliveries from the outbox in batches under a lease, sends each
+//! over one shared keep-alive client, and writes the results back in batches.
+//!
+//! Each endpoint (scheme, host and port) has its own concurrency limit and optional rate limit.
+//! A delivery claimed for an endpoint that is at its limit is handed back, due again after
+//! about one of that endpoint's response times, so a slow or dead endpoint holds at most its
+//! own limit of the global in-flight budget and never delays deliveries to the others.
+
+pub mod guard;
+pub mod keys;
+pub mod sender;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use meetwire_core::retry::{
+    disables_subscription, honours_retry_after, FailureKind, RetrySchedule,
+};
+use meetwire_core::time::{now, Timestamp};
+use meetwire_store::{AttemptOutcome, AttemptResult, ClaimedDelivery, Store};
+use rand::Rng;
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
+
+use crate::metrics::{EndpointLabel, Metrics};
+use guard::AddressPolicy;
+use keys::KeyCache;
+use sender::{Attempt, Sender};
+
+/// How deliveries are sent.
+#[derive(Debug, Clone)]
+pub struct DeliveryConfig {
+    pub schedule: RetrySchedule,
+    pub timeout: Duration,
+    pub policy: AddressPolicy,
+    /// Most attempts in flight to one endpoint.
+    pub endpoint_concurrency: usize,
+    /// Most attempts started per second to one endpoint, if limited.
+    pub endpoint_rate_limit: Option<f64>,
+    /// Most attempts in flight in all.
+    pub max_in_flight: usize,
+    /// Most deliveries claimed per query.
+    pub claim_batch: u32,
+    /// How often to look for due deliveries when nothing wakes the dispatcher.
+    pub poll_interval: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            schedule: RetrySchedule::default(),
+            timeout: Duration::from_secs(10),
+            policy: AddressPolicy::default(),
+            endpoint_concurrency: 64,
+            endpoint_rate_limit: None,
+            max_in_flight: 1024,
+            claim_batch: 256,
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl DeliveryConfig {
+    /// A claim outlives the longest attempt, so only a crashed worker's claims expire.
+    fn lease(&self) -> Duration {
+        self.timeout * 2 + Duration::from_secs(5)
+    }
+}
+
+/// Per-endpoint accounting.
+struct Endpoint {
+    in_flight: usize,
+    /// Smoothed attempt duration: how long to wait before offering a saturated endpoint more.
+    latency: Duration,
+    failure_streak: i64,
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl Endpoint {
+    fn new(burst: f64) -> Self {
+        Endpoint {
+            in_flight: 0,
+            latency: Duration::from_millis(50),
+            failure_streak: 0,
+            tokens: burst,
+            refilled: Instant::now(),
+        }
+    }
+}
+
+pub struct Dispatcher {
+    store: Arc<dyn Store>,
+    sender: Sender,
+    keys: Arc<KeyCache>,
+    config: Arc<DeliveryConfig>,
+    metrics: Arc<Metrics>,
+    endpoints: Mutex<HashMap<String, Endpoint>>,
+    slots: Arc<Semaphore>,
+    freed: Notify,
+    results: mpsc::Sender<AttemptResult>,
+}
+
+impl Dispatcher {
+    /// Builds the dispatcher and starts its result writer.
+    pub fn start(
+        store: Arc<dyn Store>,
+        keys: Arc<KeyCache>,
+        config: Arc<DeliveryConfig>,
+        metrics: Arc<Metrics>,
+    ) -> Result<(Arc<Self>, tokio::task::JoinHandle<()>), reqwest::Error> {
+        let sender = Sender::new(Arc::new(config.policy.clone()), config.timeout)?;
+        let (results, rx) = mpsc::channel(4 * config.max_in_flight);
+        let writer = tokio::spawn(write_results(store.clone(), rx));
+        let dispatcher = Arc::new(Dispatcher {
+            store,
+            sender,
+            keys,
+            slots: Arc::new(Semaphore::new(config.max_in_flight)),
+            config,
+            metrics,
+            endpoints: Mutex::new(HashMap::new()),
+            freed: Notify::new(),
+            results,
+        });
+        Ok((dispatcher, writer))
+    }
+
+    /// Claims and sends until `shutdown`, then waits for attempts in flight.
+    pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let owed = self.store.deliveries_owed();
+        while !*shutdown.borrow() {
+            let free = self
+                .slots
+                .available_permits()
+                .min(self.config.claim_batch as usize);
+            if free == 0 {
+                tokio::select! {
+                    _ = self.freed.notified() => continue,
+                    _ = shutdown.changed() => break,
+                }
+            }
+            let lease = chrono::Duration::from_std(self.config.lease()).unwrap_or_default();
+            match self
+                .store
+                .claim_deliveries(free as u32, now() + lease)
+                .await
+            {
+                Ok(claimed) if !claimed.is_empty() => {
+                    self.start_attempts(claimed).await;
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "claiming deliveries failed"),
+            }
+            let wait = match self.store.next_due_delivery().await {
+                Ok(Some(due)) => (due - now())
+                    .to_std()
+                    .unwrap_or_default()
+                    .min(self.config.poll_interval),
+                _ => self.config.poll_interval,
+            };
+            tokio::select! {
+                _ = owed.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => break,
+            }
+        }
+        let all = self.config.max_in_flight as u32;
+        let drained = tokio::time::timeout(self.config.timeout + Duration::from_secs(2), async {
+            let _ = self.slots.acquire_many(all).await;
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("attempts still in flight at shutdown; their leases will expire");
+        }
+    }
+
+    async fn start_attempts(self: &Arc<Self>, claimed: Vec<ClaimedDelivery>) {
+        let mut handed_back = Vec::new();
+        for delivery in claimed {
+            let url = match (&delivery.url, delivery.subscription_active) {
+                (Some(url), true) => url.clone(),
+                _ => {
+                    let reason = "the subscription was deleted or deactivated".to_owned();
+                    let attempt = Attempt {
+                        status: None,
+                        failure: Some((FailureKind::SubscriptionInactive, reason)),
+                        response_body: None,
+                        retry_after: None,
+                        duration: Duration::ZERO,
+                    };
+                    self.finish(&delivery, None, attempt).await;
+                    continue;
+                }
+            };
+            let endpoint = endpoint_key(&url);
+            let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+                handed_back.push((delivery.seq, delivery.claim_token, now()));
+                continue;
+            };
+            if let Err(wait) = self.reserve(&endpoint) {
+                drop(slot);
+                let until = now() + chrono::Duration::from_std(wait).unwrap_or_default();
+                handed_back.push((delivery.seq, delivery.claim_token, until));
+                continue;
+            }
+            let me = self.clone();
+            tokio::spawn(async move {
+                let attempt = me.attempt(&delivery, &url).await;
+                me.finish(&delivery, Some(&endpoint), attempt).await;
+                drop(slot);
+                me.freed.notify_one();
+            });
+        }
+        if !handed_back.is_empty() {
+            if let Err(e) = self.store.release_deliveries(&handed_back).await {
+                tracing::warn!(error = %e, "could not hand back deliveries; their leases will expire");
+            }
+        }
+    }
+
+    /// Takes a place at the endpoint, or says how long to wait for one.
+    fn reserve(&self, endpoint: &str) -> Result<(), Duration> {
+        let Ok(mut endpoints) = self.endpoints.lock() else {
+            return Err(Duration::from_millis(100));
+        };
+        let burst = self.config.endpoint_rate_limit.unwrap_or(0.0).max(1.0);
+        let state = endpoints
+            .entry(endpoint.to_owned())
+            .or_insert_with(|| Endpoint::new(burst));
+        if state.in_flight >= self.config.endpoint_concurrency {
+            return Err(state
+                .latency
+                .clamp(Duration::from_millis(20), self.config.timeout));
+        }
+        if let Some(rate) = self.config.endpoint_rate_limit {
+            let elapsed = state.refilled.elapsed().as_secs_f64();
+            state.tokens = (state.tokens + elapsed * rate).min(burst);
+            state.refilled = Instant::now();
+            if state.tokens < 1.0 {
+                return Err(Duration::from_secs_f64((1.0 - state.tokens) / rate));
+            }
+            state.tokens -= 1.0;
+        }
+        state.in_flight += 1;
+        Ok(())
+    }
+
+    async fn attempt(&self, delivery: &ClaimedDelivery, url: &str) -> Attempt {
+        match self.keys.get(&delivery.project_id).await {
+            Ok(keys) => {
+                self.sender
+                    .send(url, &delivery.idempotency_key, &delivery.body, &keys)
+                    .await
+            }
+            Err(e) => Attempt {
+                status: None,
+                failure: Some((
+                    FailureKind::Transport,
+                    format!("signing keys unavailable: {e}"),
+                )),
+                response_body: None,
+                retry_after: None,
+                duration: Duration::ZERO,
+            },
+        }
+    }
+
+    /// Decides the delivery's next state, updates the endpoint and metrics, queues the write.
+    async fn finish(&self, delivery: &ClaimedDelivery, endpoint: Option<&str>, attempt: Attempt) {
+        let made = delivery.attempts + 1;
+        let status = attempt.status;
+        let gone = status.is_some_and(disables_subscription);
+        let outcome = match &attempt.failure {
+            None => AttemptOutcome::Success,
+            Some(_) if gone => AttemptOutcome::Failure,
+            Some((kind, _)) if kind.is_final() => AttemptOutcome::Failure,
+            Some(_) => {
+                let asked = attempt
+                    .retry_after
+                    .filter(|_| status.is_some_and(honours_retry_after));
+                let unit = rand::thread_rng().gen::<f64>();
+                match self
+                    .config
+                    .schedule
+                    .next_wait(made, delivery.max_attempts, asked, unit)
+                {
+                    Some(wait) => AttemptOutcome::Retry { at: later(wait) },
+                    None => AttemptOutcome::Failure,
+                }
+            }
+        };
+        self.account(endpoint, &attempt, outcome);
+        let (error_kind, error_message) = match attempt.failure {
+            Some((kind, message)) => (Some(kind.code()), Some(message)),
+            None => (None, None),
+        };
+        let result = AttemptResult {
+            seq: delivery.seq,
+            claim_token: delivery.claim_token.clone(),
+            attempted_at: now(),
+            duration_ms: attempt.duration.as_millis() as i64,
+            status_code: status,
+            error_kind,
+            error_message,
+            response_body: attempt.response_body,
+            outcome,
+            disable_subscription: gone.then(|| "the receiver answered 410 Gone".to_owned()),
+        };
+        if self.results.send(result).await.is_err() {
+            tracing::warn!(delivery = %delivery.idempotency_key, "result writer stopped");
+        }
+    }
+
+    fn account(&self, endpoint: Option<&str>, attempt: &Attempt, outcome: AttemptOutcome) {
+        let label = attempt
+            .failure
+            .as_ref()
+            .map_or("success", |(k, _)| k.code());
+        self.metrics
+            .attempts
+            .get_or_create(&Metrics::outcome(label))
+            .inc();
+        match outcome {
+            AttemptOutcome::Success => {
+                self.metrics
+                    .deliveries
+                    .get_or_create(&Metrics::outcome("success"))
+                    .inc();
+            }
+            AttemptOutcome::Failure => {
+                self.metrics
+                    .deliveries
+                    .get_or_create(&Metrics::outcome("failure"))
+                    .inc();
+            }
+            AttemptOutcome::Retry { .. } => {}
+        }
+        let Some(endpoint) = endpoint else { return };
+        self.metrics
+            .attempt_seconds
+            .observe(attempt.duration.as_secs_f64());
+        let Ok(mut endpoints) = self.endpoints.lock() else {
+            return;
+        };
+        if let Some(state) = endpoints.get_mut(endpoint) {
+            state.in_flight = state.in_flight.saturating_sub(1);
+            state.latency = (state.latency * 7 + attempt.duration) / 8;
+            state.failure_streak = if attempt.succeeded() {
+                0
+            } else {
+                state.failure_streak + 1
+            };
+            self.metrics
+                .endpoint_failure_streak
+                .get_or_create(&EndpointLabel {
+                    endpoint: endpoint.to_owned(),
+                })
+                .set(state.failure_streak);
+        }
+    }
+}
+
+fn later(wait: Duration) -> Timestamp {
+    now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX)
+}
+
+/// Deliveries to one scheme, host and port share one endpoint's limits.
+fn endpoint_key(url: &str) -> String {
+    url::Url::parse(url)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_else(|_| url.to_owned())
+}
+
+/// Writes attempt results in batches until every sender is gone, retrying a failed write; a
+/// result that cannot be written is lost only as far as its lease expiring and the delivery
+/// being tried again.
+async fn write_results(store: Arc<dyn Store>, mut rx: mpsc::Receiver<AttemptResult>) {
+    let mut batch = Vec::with_capacity(512);
+    while rx.recv_many(&mut batch, 512).await > 0 {
+        write_batch(store.as_ref(), &mut batch).await;
+    }
+}
+
+async fn write_batch(store: &dyn Store, batch: &mut Vec<AttemptResult>) {
+    if batch.is_empty() {
+        return;
+    }
+    for attempt in 0..5u32 {
+        match store.record_attempts(batch).await {
+            Ok(()) => break,
+            Err(e) => {
+                tracing::error!(error = %e, attempt, "writing delivery results failed");
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            }
+        }
+    }
+    batch.clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_origins() {
+        assert_eq!(endpoint_key("https://a.example/x?y=1"), "https://a.example");
+        assert_eq!(
+            endpoint_key("http://127.0.0.1:9000/hook"),
+            "http://127.0.0.1:9000"
+        );
+        assert_ne!(
+            endpoint_key("http://127.0.0.1:9000/a"),
+            endpoint_key("http://127.0.0.1:9001/a")
+        );
+    }
+}

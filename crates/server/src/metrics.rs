@@ -1,0 +1,102 @@
+//! Prometheus metrics at `/metrics`: what operators alert on — deliveries and attempts by
+//! outcome, attempt latency, the outbox backlog and its oldest due delivery, and which
+//! endpoints keep failing.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabel {
+    pub endpoint: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    /// Deliveries that finished, by final status (success, failure).
+    pub deliveries: Family<OutcomeLabel, Counter>,
+    /// Attempts, by outcome (success or the failure kind).
+    pub attempts: Family<OutcomeLabel, Counter>,
+    pub attempt_seconds: Histogram,
+    pub endpoint_failure_streak: Family<EndpointLabel, Gauge>,
+    pub pending: Gauge,
+    pub oldest_due_seconds: Gauge<f64, AtomicU64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("meetwire");
+        let deliveries = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "deliveries",
+            "Webhook deliveries that reached a final status",
+            deliveries.clone(),
+        );
+        let attempts = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "delivery_attempts",
+            "Webhook delivery attempts",
+            attempts.clone(),
+        );
+        let attempt_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        registry.register(
+            "delivery_attempt_seconds",
+            "Duration of webhook delivery attempts",
+            attempt_seconds.clone(),
+        );
+        let endpoint_failure_streak = Family::<EndpointLabel, Gauge>::default();
+        registry.register(
+            "endpoint_failure_streak",
+            "Consecutive failed attempts per endpoint (0 after a success)",
+            endpoint_failure_streak.clone(),
+        );
+        let pending = Gauge::default();
+        registry.register(
+            "deliveries_pending",
+            "Deliveries not yet finished",
+            pending.clone(),
+        );
+        let oldest_due_seconds = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "oldest_due_delivery_age_seconds",
+            "How long the longest-waiting due delivery has been due",
+            oldest_due_seconds.clone(),
+        );
+        Metrics {
+            registry,
+            deliveries,
+            attempts,
+            attempt_seconds,
+            endpoint_failure_streak,
+            pending,
+            oldest_due_seconds,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn outcome(outcome: &str) -> OutcomeLabel {
+        OutcomeLabel {
+            outcome: outcome.to_owned(),
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,396 @@
+//! The dispatcher's side of the outbox — claiming due deliveries under a lease, writing attempt
+//! results back in batches — and the delivery log users read and resend from.
+//!
+//! A claim moves `next_attempt_at` to the end of the lease and stamps the rows with a claim
+//! token; a result is written only if the token still matches, so a worker whose lease expired
+//! (and whose rows another worker re-claimed) cannot overwrite the newer attempt.
+
+use meetwire_core::time::{from_micros, now, Timestamp};
+use meetwire_core::trigger::Trigger;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection, SqlitePool};
+
+use crate::error::{Result, StoreError};
+use crate::model::{
+    AttemptOutcome, AttemptResult, ClaimedDelivery, DeliveryAttempt, DeliveryDetail,
+    DeliveryFilter, DeliveryStats, DeliveryStatus, DeliverySummary, Page, PageRequest,
+    StoreOptions,
+};
+use crate::page;
+
+pub(super) async fn claim(
+    pool: &SqlitePool,
+    limit: u32,
+    lease_until: Timestamp,
+) -> Result<Vec<ClaimedDelivery>> {
+    let token = uuid::Uuid::new_v4().to_string();
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let claimed = sqlx::query(
+        "UPDATE deliveries SET claim_token = ?, next_attempt_at = ? WHERE seq IN \
+         (SELECT seq FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ? \
+          ORDER BY next_attempt_at LIMIT ?)",
+    )
+    .bind(&token)
+    .bind(lease_until.timestamp_micros())
+    .bind(now().timestamp_micros())
+    .bind(i64::from(limit))
+    .execute(&mut *tx)
+    .await?;
+    if claimed.rows_affected() == 0 {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(
+        "SELECT d.seq, d.idempotency_key, d.project_id, d.subscription_id, d.body, d.attempts, \
+         d.max_attempts, s.url, s.is_active FROM deliveries d \
+         LEFT JOIN webhook_subscriptions s ON s.id = d.subscription_id \
+         WHERE d.claim_token = ? ORDER BY d.seq",
+    )
+    .bind(&token)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    rows.iter()
+        .map(|row| {
+            Ok(ClaimedDelivery {
+                seq: row.try_get("seq")?,
+                claim_token: token.clone(),
+                idempotency_key: row.try_get("idempotency_key")?,
+                project_id: row.try_get("project_id")?,
+                subscription_id: row.try_get("subscription_id")?,
+                url: row.try_get("url")?,
+                subscription_active: row
+                    .try_get::<Option<bool>, _>("is_active")?
+                    .unwrap_or(false),
+                body: row.try_get("body")?,
+                attempts: row.try_get::<i64, _>("attempts")? as u32,
+                max_attempts: row.try_get::<i64, _>("max_attempts")? as u32,
+            })
+        })
+        .collect()
+}
+
+/// Hands claimed deliveries back unattempted, each due again at its time (endpoint saturated).
+pub(super) async fn release(pool: &SqlitePool, claims: &[(i64, String, Timestamp)]) -> Result<()> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    for (seq, token, until) in claims {
+        sqlx::query(
+            "UPDATE deliveries SET next_attempt_at = ?, claim_token = NULL \
+             WHERE seq = ? AND claim_token = ?",
+        )
+        .bind(until.timestamp_micros())
+        .bind(seq)
+        .bind(token)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn record_results(pool: &SqlitePool, results: &[AttemptResult]) -> Result<()> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    for result in results {
+        record_result(&mut tx, result).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn record_result(conn: &mut SqliteConnection, r: &AttemptResult) -> Result<()> {
+    let at = r.attempted_at.timestamp_micros();
+    let (status, next_at, succeeded_at) = match r.outcome {
+        AttemptOutcome::Success => (DeliveryStatus::Success, None, Some(at)),
+        AttemptOutcome::Retry { at: next } => {
+            (DeliveryStatus::Pending, Some(next.timestamp_micros()), None)
+        }
+        AttemptOutcome::Failure => (DeliveryStatus::Failure, None, None),
+    };
+    let error = r.error_message.as_ref().map(|m| match r.error_kind {
+        Some(kind) => format!("{kind}: {m}"),
+        None => m.clone(),
+    });
+    let updated = sqlx::query(
+        "UPDATE deliveries SET status = ?, attempts = attempts + 1, \
+         total_attempts = total_attempts + 1, next_attempt_at = ?, claim_token = NULL, \
+         last_attempt_at = ?, succeeded_at = ?, last_status_code = ?, last_error = ? \
+         WHERE seq = ? AND claim_token = ? RETURNING stream, subscription_id",
+    )
+    .bind(status.code())
+    .bind(next_at)
+    .bind(at)
+    .bind(succeeded_at)
+    .bind(r.status_code.map(i64::from))
+    .bind(&error)
+    .bind(r.seq)
+    .bind(&r.claim_token)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = updated else {
+        // The lease expired and another worker owns the delivery now: its result wins.
+        return Ok(());
+    };
+    sqlx::query(
+        "INSERT INTO delivery_attempts (delivery_seq, attempted_at, duration_ms, status_code, \
+         error_kind, error_message, response_body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(r.seq)
+    .bind(at)
+    .bind(r.duration_ms)
+    .bind(r.status_code.map(i64::from))
+    .bind(r.error_kind)
+    .bind(&r.error_message)
+    .bind(&r.response_body)
+    .execute(&mut *conn)
+    .await?;
+    let stream: Option<String> = row.try_get("stream")?;
+    if let (Some(stream), false) = (stream, status == DeliveryStatus::Pending) {
+        release_stream(conn, &stream, at).await?;
+    }
+    if let Some(reason) = &r.disable_subscription {
+        let subscription: String = row.try_get("subscription_id")?;
+        sqlx::query(
+            "UPDATE webhook_subscriptions SET is_active = 0, disabled_reason = ?, updated_at = ? \
+             WHERE id = ?",
+        )
+        .bind(reason)
+        .bind(at)
+        .bind(subscription)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// A stream's head finished: the next delivery waiting behind it becomes due.
+async fn release_stream(conn: &mut SqliteConnection, stream: &str, at: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE deliveries SET next_attempt_at = ? WHERE seq = \
+         (SELECT seq FROM deliveries WHERE stream = ? AND status = 'pending' ORDER BY seq LIMIT 1) \
+         AND next_attempt_at IS NULL",
+    )
+    .bind(at)
+    .bind(stream)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// When the earliest pending delivery becomes due (for the dispatcher's sleep).
+pub(super) async fn next_due(pool: &SqlitePool) -> Result<Option<Timestamp>> {
+    let at: Option<i64> = sqlx::query_scalar(
+        "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending' \
+         AND next_attempt_at IS NOT NULL",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(at.map(from_micros))
+}
+
+pub(super) async fn stats(pool: &SqlitePool) -> Result<DeliveryStats> {
+    let row = sqlx::query(
+        "SELECT COUNT(*) AS pending, \
+         MIN(CASE WHEN next_attempt_at <= ? AND claim_token IS NULL THEN next_attempt_at END) \
+         AS oldest_due FROM deliveries WHERE status = 'pending'",
+    )
+    .bind(now().timestamp_micros())
+    .fetch_one(pool)
+    .await?;
+    Ok(DeliveryStats {
+        pending: row.try_get("pending")?,
+        oldest_due: row
+            .try_get::<Option<i64>, _>("oldest_due")?
+            .map(from_micros),
+    })
+}
+
+const SUMMARY_COLUMNS: &str = "d.seq, d.idempotency_key, d.subscription_id, s.url, d.bot_id, \
+    d.calendar_id, d.trigger, d.status, d.total_attempts, d.created_at, d.last_attempt_at, \
+    d.succeeded_at, d.next_attempt_at, d.claim_token, d.last_status_code, d.last_error";
+
+fn summary_from_row(row: &SqliteRow) -> Result<DeliverySummary> {
+    let corrupt = |what: &str| StoreError::Corrupt(format!("delivery {what}"));
+    let status: String = row.try_get("status")?;
+    let claimed: Option<String> = row.try_get("claim_token")?;
+    let micros = |column: &str| -> Result<Option<Timestamp>> {
+        Ok(row.try_get::<Option<i64>, _>(column)?.map(from_micros))
+    };
+    Ok(DeliverySummary {
+        idempotency_key: row.try_get("idempotency_key")?,
+        webhook_id: row.try_get("subscription_id")?,
+        url: row.try_get("url")?,
+        bot_id: row.try_get("bot_id")?,
+        calendar_id: row.try_get("calendar_id")?,
+        trigger: Trigger::from_int(row.try_get("trigger")?).ok_or_else(|| corrupt("trigger"))?,
+        status: DeliveryStatus::parse(&status).ok_or_else(|| corrupt("status"))?,
+        attempts: row.try_get::<i64, _>("total_attempts")? as u32,
+        created_at: from_micros(row.try_get("created_at")?),
+        last_attempt_at: micros("last_attempt_at")?,
+        succeeded_at: micros("succeeded_at")?,
+        // While claimed, next_attempt_at is the lease end, not a scheduled retry.
+        next_attempt_at: if claimed.is_some() {
+            None
+        } else {
+            micros("next_attempt_at")?
+        },
+        last_status_code: row
+            .try_get::<Option<i64>, _>("last_status_code")?
+            .map(|c| c as u16),
+        last_error: row.try_get("last_error")?,
+    })
+}
+
+/// Appends the filter's conditions; returns the values to bind, in order.
+fn filter_sql(filter: &DeliveryFilter, sql: &mut String) -> Vec<String> {
+    let mut binds = Vec::new();
+    let mut add = |column: &str, value: Option<String>| {
+        if let Some(value) = value {
+            sql.push_str(&format!(" AND d.{column} = ?"));
+            binds.push(value);
+        }
+    };
+    add("bot_id", filter.bot_id.clone());
+    add("calendar_id", filter.calendar_id.clone());
+    add("subscription_id", filter.webhook_id.clone());
+    add("status", filter.status.map(|s| s.code().to_owned()));
+    add("trigger", filter.trigger.map(|t| t.as_int().to_string()));
+    binds
+}
+
+pub(super) async fn list(
+    pool: &SqlitePool,
+    project_id: &str,
+    filter: &DeliveryFilter,
+    page: PageRequest,
+) -> Result<Page<DeliverySummary>> {
+    let (condition, order) = page::seq_bounds(&page, true);
+    let mut sql = format!(
+        "SELECT {SUMMARY_COLUMNS} FROM deliveries d \
+         LEFT JOIN webhook_subscriptions s ON s.id = d.subscription_id \
+         WHERE d.project_id = ? AND d.{condition}"
+    );
+    let binds = filter_sql(filter, &mut sql);
+    sql.push_str(&format!(" ORDER BY d.{order} LIMIT ?"));
+    let mut query = sqlx::query(&sql)
+        .bind(project_id)
+        .bind(page::seq_start(&page, true));
+    for value in &binds {
+        query = query.bind(value);
+    }
+    let rows = query
+        .bind(i64::from(page.limit) + 1)
+        .fetch_all(pool)
+        .await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for row in &rows {
+        items.push((row.try_get::<i64, _>("seq")?, summary_from_row(row)?));
+    }
+    let page = page::finish(items, &page, |(seq, _)| *seq);
+    Ok(Page {
+        items: page.items.into_iter().map(|(_, d)| d).collect(),
+        next: page.next,
+        previous: page.previous,
+    })
+}
+
+pub(super) async fn get(pool: &SqlitePool, project_id: &str, key: &str) -> Result<DeliveryDetail> {
+    let sql = format!(
+        "SELECT {SUMMARY_COLUMNS}, d.body FROM deliveries d \
+         LEFT JOIN webhook_subscriptions s ON s.id = d.subscription_id \
+         WHERE d.idempotency_key = ? AND d.project_id = ?"
+    );
+    let row = sqlx::query(&sql)
+        .bind(key)
+        .bind(project_id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    let summary = summary_from_row(&row)?;
+    let body: String = row.try_get("body")?;
+    let payload = serde_json::from_str(&body)
+        .map_err(|e| StoreError::Corrupt(format!("delivery body: {e}")))?;
+    let seq: i64 = row.try_get("seq")?;
+    let attempts = sqlx::query(
+        "SELECT attempted_at, duration_ms, status_code, error_kind, error_message, response_body \
+         FROM delivery_attempts WHERE delivery_seq = ? ORDER BY id",
+    )
+    .bind(seq)
+    .fetch_all(pool)
+    .await?
+    .iter()
+    .map(|a| {
+        Ok(DeliveryAttempt {
+            attempted_at: from_micros(a.try_get("attempted_at")?),
+            duration_ms: a.try_get("duration_ms")?,
+            status_code: a
+                .try_get::<Option<i64>, _>("status_code")?
+                .map(|c| c as u16),
+            error_kind: a.try_get("error_kind")?,
+            error_message: a.try_get("error_message")?,
+            response_body: a.try_get("response_body")?,
+        })
+    })
+    .collect::<Result<Vec<_>>>()?;
+    Ok(DeliveryDetail {
+        summary,
+        payload,
+        attempts,
+    })
+}
+
+/// Puts finished deliveries back to pending with a fresh attempt budget and the same key.
+const RESEND: &str = "UPDATE deliveries SET status = 'pending', attempts = 0, max_attempts = ?, \
+    next_attempt_at = ?, claim_token = NULL";
+
+pub(super) async fn resend(
+    pool: &SqlitePool,
+    project_id: &str,
+    key: &str,
+    options: &StoreOptions,
+) -> Result<()> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let status: Option<String> = sqlx::query_scalar(
+        "SELECT status FROM deliveries WHERE idempotency_key = ? AND project_id = ?",
+    )
+    .bind(key)
+    .bind(project_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    match status.as_deref() {
+        None => return Err(StoreError::NotFound),
+        Some("pending") => {
+            return Err(StoreError::Invalid(
+                "Delivery is still pending; only finished deliveries can be resent".into(),
+            ))
+        }
+        Some(_) => {}
+    }
+    sqlx::query(&format!("{RESEND} WHERE idempotency_key = ?"))
+        .bind(i64::from(options.max_attempts))
+        .bind(now().timestamp_micros())
+        .bind(key)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+pub(super) async fn resend_failed(
+    pool: &SqlitePool,
+    project_id: &str,
+    filter: &DeliveryFilter,
+    since: Timestamp,
+    options: &StoreOptions,
+) -> Result<u64> {
+    let mut sql = format!("{RESEND} WHERE seq IN (SELECT d.seq FROM deliveries d WHERE d.project_id = ? AND d.status = 'failure' AND d.created_at >= ?");
+    let binds = filter_sql(filter, &mut sql);
+    sql.push(')');
+    let mut query = sqlx::query(&sql)
+        .bind(i64::from(options.max_attempts))
+        .bind(now().timestamp_micros())
+        .bind(project_id)
+        .bind(since.timestamp_micros());
+    for value in &binds {
+        query = query.bind(value);
+    }
+    Ok(query.execute(pool).await?.rows_affected())
+}
