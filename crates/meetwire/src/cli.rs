@@ -7,6 +7,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::demo::DemoArgs;
+use crate::listen::ListenArgs;
+use crate::verify::VerifyArgs;
+
 #[derive(Parser)]
 #[command(
     name = "meetwire",
@@ -40,6 +44,15 @@ pub enum Command {
     /// Administration on the same data as a (running or stopped) server.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Measure ingest, end-to-end delivery and latency against a real local receiver.
+    Bench(crate::bench::BenchArgs),
+    /// Run a local webhook receiver that verifies both signatures and prints each delivery.
+    Listen(ListenArgs),
+    /// Check a saved webhook body and its signatures against a secret (exit 0 valid, 1
+    /// invalid, 2 usage error).
+    Verify(VerifyArgs),
+    /// See it work: a temporary server, a receiver, a webhook and a sandbox meeting.
+    Demo(DemoArgs),
 }
 
 /// Where the data lives.

@@ -74,7 +74,7 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
 }
 
 /// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -1,0 +1,636 @@
+//! `meetwire bench`: the end-to-end benchmark anyone can run. It starts the real server as a
+//! child process on a fresh SQLite data dir (every acknowledged event fsynced), a fast
+//! loopback receiver and a load generator in this process, and measures what users feel:
+//! events acknowledged per second, deliveries per second end to end, event→receipt latency,
+//! and the server's peak memory.
+//!
+//! Each event is a chat message posted by a runner with its sequence number in the text, so
+//! the receiver can match every receipt to the moment its event was sent.
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::Router;
+use clap::{Args, ValueEnum};
+use rand::Rng;
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+#[derive(Args, Clone)]
+pub struct BenchArgs {
+    /// Scenarios to run, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "throughput,batched,latency,failures,isolation"
+    )]
+    pub scenarios: Vec<Scenario>,
+    /// Events sent in the throughput, batched and failures scenarios.
+    #[arg(long, default_value_t = 30_000)]
+    pub events: usize,
+    /// Concurrent HTTP connections of the load generator.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Bots the events are spread over (each is one ordered stream).
+    #[arg(long, default_value_t = 64)]
+    pub bots: usize,
+    /// Events per second in the latency scenario.
+    #[arg(long, default_value_t = 1000.0)]
+    pub rate: f64,
+    /// Seconds the latency and isolation scenarios last.
+    #[arg(long, default_value_t = 10.0)]
+    pub seconds: f64,
+    /// Pending deliveries to build up in the backlog scenario.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub backlog: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// One event per request, as fast as the generator goes.
+    Throughput,
+    /// Runner batches of 100 events per request.
+    Batched,
+    /// A fixed event rate: latency percentiles from event to receipt.
+    Latency,
+    /// 10 % of attempts fail and are retried.
+    Failures,
+    /// One endpoint hangs until the timeout on every request beside a healthy one.
+    Isolation,
+    /// Memory with a large backlog of pending deliveries.
+    Backlog,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("{0}")]
+    Setup(String),
+    #[error("http: {0}")]
+    Http(#[from] reqwest::Error),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+type Result<T> = std::result::Result<T, BenchError>;
+
+fn setup_err(what: impl std::fmt::Display) -> BenchError {
+    BenchError::Setup(what.to_string())
+}
+
+pub async fn run(args: BenchArgs) -> Result<()> {
+    println!(
+        "meetwire bench: {} cores; server = this binary on a fresh SQLite dir (WAL, synchronous=FULL)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    for scenario in &args.scenarios {
+        let report = match scenario {
+            Scenario::Throughput => throughput(&args, 1, 0.0).await?,
+            Scenario::Batched => throughput(&args, 100, 0.0).await?,
+            Scenario::Failures => throughput(&args, 1, 0.1).await?,
+            Scenario::Latency => latency(&args).await?,
+            Scenario::Isolation => isolation(&args).await?,
+            Scenario::Backlog => backlog(&args).await?,
+        };
+        println!("\n## {scenario:?}\n{report}");
+    }
+    Ok(())
+}
+
+/// The server under test: this binary's `serve`, in its own process.
+struct ServerProcess {
+    child: Child,
+    base: String,
+    data_dir: tempfile::TempDir,
+}
+
+impl ServerProcess {
+    async fn start(extra: &[&str]) -> Result<Self> {
+        let data_dir = tempfile::tempdir()?;
+        let exe = std::env::current_exe()?;
+        let mut child = Command::new(exe)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir.path())
+            .args([
+                "--allow-http-webhooks",
+                "--allow-webhook-cidr",
+                "127.0.0.0/8",
+                "--sandbox-runner",
+                "false",
+                "--max-webhooks-per-project",
+                "100",
+            ])
+            .args(extra)
+            .env("MEETWIRE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or_else(|| setup_err("no stdout"))?;
+        let mut lines = BufReader::new(stdout).lines();
+        let base = loop {
+            let line = lines
+                .next_line()
+                .await?
+                .ok_or_else(|| setup_err("server exited before listening"))?;
+            if let Some(url) = line.split("listening on ").nth(1) {
+                break url.trim().to_owned();
+            }
+        };
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(ServerProcess {
+            child,
+            base,
+            data_dir,
+        })
+    }
+
+    /// The server's peak resident memory (VmHWM), in MiB.
+    fn peak_rss_mib(&self) -> Option<f64> {
+        let pid = self.child.id()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib / 1024.0)
+    }
+
+    /// The server's current resident memory (VmRSS), in MiB.
+    fn rss_mib(&self) -> Option<f64> {
+        let pid = self.child.id()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib / 1024.0)
+    }
+
+    fn admin(&self, args: &[&str]) -> Result<Value> {
+        let exe = std::env::current_exe()?;
+        let out = std::process::Command::new(exe)
+            .arg("admin")
+            .args(args)
+            .args(["--json", "--data-dir"])
+            .arg(self.data_dir.path())
+            .env("MEETWIRE_LOG", "warn")
+            .output()?;
+        if !out.status.success() {
+            return Err(setup_err(String::from_utf8_lossy(&out.stderr)));
+        }
+        serde_json::from_slice(&out.stdout).map_err(setup_err)
+    }
+}
+
+/// How the receiver answers.
+#[derive(Clone, Copy)]
+enum Behaviour {
+    Ok,
+    /// Fails this share of attempts with a 500.
+    Flaky(f64),
+    /// Never answers (the sender times out).
+    Hang,
+}
+
+/// Receipt times, indexed by event sequence number.
+struct Receipts {
+    start: Instant,
+    first_seen_ns: Vec<AtomicU64>,
+    delivered: AtomicUsize,
+    attempts: AtomicUsize,
+    behaviour: Behaviour,
+}
+
+impl Receipts {
+    fn new(start: Instant, events: usize, behaviour: Behaviour) -> Arc<Self> {
+        Arc::new(Receipts {
+            start,
+            first_seen_ns: (0..events).map(|_| AtomicU64::new(0)).collect(),
+            delivered: AtomicUsize::new(0),
+            attempts: AtomicUsize::new(0),
+            behaviour,
+        })
+    }
+}
+
+/// The event number in a chat webhook's body (`"text":"n123"`).
+fn event_number(body: &[u8]) -> Option<usize> {
+    let marker = b"\"text\":\"n";
+    let at = body.windows(marker.len()).position(|w| w == marker)? + marker.len();
+    let digits = body[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&body[at..at + digits])
+        .ok()?
+        .parse()
+        .ok()
+}
+
+async fn receive(State(receipts): State<Arc<Receipts>>, body: Bytes) -> StatusCode {
+    receipts.attempts.fetch_add(1, Ordering::Relaxed);
+    match receipts.behaviour {
+        Behaviour::Hang => {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            return StatusCode::OK;
+        }
+        Behaviour::Flaky(share) if rand::thread_rng().gen::<f64>() < share => {
+            return StatusCode::INTERNAL_SERVER_ERROR;
+        }
+        _ => {}
+    }
+    let now = receipts.start.elapsed().as_nanos() as u64;
+    if let Some(slot) = event_number(&body).and_then(|n| receipts.first_seen_ns.get(n)) {
+        if slot
+            .compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            receipts.delivered.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    StatusCode::OK
+}
+
+async fn start_receiver(receipts: Arc<Receipts>) -> Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let app = Router::new()
+        .route("/hook", post(receive))
+        .with_state(receipts);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(addr)
+}
+
+/// A project with webhooks to the receivers and claimed bots ready for chat messages.
+struct Fixture {
+    client: reqwest::Client,
+    base: String,
+    runner_token: String,
+    bots: Vec<String>,
+}
+
+async fn fixture(server: &ServerProcess, receivers: &[SocketAddr], bots: usize) -> Result<Fixture> {
+    let project = server.admin(&["create-project", "--name", "bench"])?;
+    let api_key = project["api_key"]
+        .as_str()
+        .ok_or_else(|| setup_err("no api key"))?
+        .to_owned();
+    let runner = server.admin(&["create-runner-token", "--name", "bench"])?;
+    let runner_token = runner["runner_token"]
+        .as_str()
+        .ok_or_else(|| setup_err("no runner token"))?
+        .to_owned();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .build()?;
+    let user = format!("Token {api_key}");
+    for addr in receivers {
+        let body =
+            json!({"url": format!("http://{addr}/hook"), "triggers": ["chat_messages.update"]});
+        let resp = client
+            .post(format!("{}/api/v1/webhooks", server.base))
+            .header("Authorization", &user)
+            .json(&body)
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            return Err(setup_err(format!("webhook: {}", resp.text().await?)));
+        }
+    }
+    let mut ids = Vec::with_capacity(bots);
+    for i in 0..bots {
+        let body = json!({"meeting_url": format!("https://meet.example.com/bench-{i}")});
+        client
+            .post(format!("{}/api/v1/bots", server.base))
+            .header("Authorization", &user)
+            .json(&body)
+            .send()
+            .await?
+            .error_for_status()?;
+        let claimed: Value = client
+            .post(format!("{}/runner/v1/bots/claim", server.base))
+            .header("Authorization", format!("Token {runner_token}"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let id = claimed["bot"]["id"]
+            .as_str()
+            .ok_or_else(|| setup_err(format!("claim: {claimed}")))?;
+        ids.push(id.to_owned());
+    }
+    Ok(Fixture {
+        client,
+        base: server.base.clone(),
+        runner_token,
+        bots: ids,
+    })
+}
+
+fn chat(n: usize) -> Value {
+    json!({"kind": "chat_message", "id": format!("c{n}"), "to": "everyone", "text": format!("n{n}"),
+           "timestamp_ms": 0, "sender_name": "Bench", "sender_uuid": "1"})
+}
+
+impl Fixture {
+    /// Posts events `first..first + count` for one bot in one request.
+    async fn post(&self, bot: usize, first: usize, count: usize) -> Result<()> {
+        let records: Vec<Value> = (first..first + count).map(chat).collect();
+        let bot = &self.bots[bot % self.bots.len()];
+        self.client
+            .post(format!("{}/runner/v1/bots/{bot}/records", self.base))
+            .header("Authorization", format!("Token {}", self.runner_token))
+            .json(&json!({ "records": records }))
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+}
+
+/// Send and acknowledgement times of every event, in ns since the run's start.
+struct Sends {
+    sent_ns: Vec<AtomicU64>,
+}
+
+/// Sends `events` events as fast as `concurrency` connections allow, `batch` per request.
+async fn flood(
+    fixture: &Arc<Fixture>,
+    sends: &Arc<Sends>,
+    start: Instant,
+    events: usize,
+    concurrency: usize,
+    batch: usize,
+) -> Result<Duration> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    for worker in 0..concurrency {
+        let (fixture, sends, next) = (fixture.clone(), sends.clone(), next.clone());
+        workers.spawn(async move {
+            loop {
+                let first = next.fetch_add(batch, Ordering::Relaxed);
+                if first >= events {
+                    return Ok::<(), BenchError>(());
+                }
+                let count = batch.min(events - first);
+                let at = start.elapsed().as_nanos() as u64;
+                for n in first..first + count {
+                    sends.sent_ns[n].store(at, Ordering::Relaxed);
+                }
+                fixture.post(worker, first, count).await?;
+            }
+        });
+    }
+    while let Some(done) = workers.join_next().await {
+        done.map_err(setup_err)??;
+    }
+    Ok(start.elapsed())
+}
+
+/// Waits until `receipts` has every event, or `limit` passes.
+async fn await_receipts(receipts: &Receipts, events: usize, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while receipts.delivered.load(Ordering::Relaxed) < events {
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    true
+}
+
+/// Latency percentiles (ms) from send to first receipt, over events that arrived.
+fn percentiles(sends: &Sends, receipts: &Receipts) -> (f64, f64, f64) {
+    let mut ms: Vec<f64> = sends
+        .sent_ns
+        .iter()
+        .zip(&receipts.first_seen_ns)
+        .filter_map(|(s, r)| {
+            let (s, r) = (s.load(Ordering::Relaxed), r.load(Ordering::Relaxed));
+            (r > 0).then(|| r.saturating_sub(s) as f64 / 1e6)
+        })
+        .collect();
+    if ms.is_empty() {
+        return (0.0, 0.0, 0.0);
+    }
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+    (at(0.5), at(0.99), at(1.0))
+}
+
+fn last_receipt(receipts: &Receipts) -> Duration {
+    let max = receipts
+        .first_seen_ns
+        .iter()
+        .map(|r| r.load(Ordering::Relaxed))
+        .max()
+        .unwrap_or(0);
+    Duration::from_nanos(max)
+}
+
+async fn throughput(args: &BenchArgs, batch: usize, failing: f64) -> Result<String> {
+    let mut extra = vec![];
+    if failing > 0.0 {
+        extra.extend(["--retry-schedule", "0.5,1,2,4,8"]);
+    }
+    let server = ServerProcess::start(&extra).await?;
+    let start = Instant::now();
+    let behaviour = if failing > 0.0 {
+        Behaviour::Flaky(failing)
+    } else {
+        Behaviour::Ok
+    };
+    let receipts = Receipts::new(start, args.events, behaviour);
+    let addr = start_receiver(receipts.clone()).await?;
+    let fixture = Arc::new(fixture(&server, &[addr], args.bots).await?);
+    let sends = Arc::new(Sends {
+        sent_ns: (0..args.events).map(|_| AtomicU64::new(0)).collect(),
+    });
+    let run_start = start.elapsed();
+    let ingest = flood(
+        &fixture,
+        &sends,
+        start,
+        args.events,
+        args.concurrency,
+        batch,
+    )
+    .await?
+        - run_start;
+    let complete = await_receipts(&receipts, args.events, Duration::from_secs(300)).await;
+    let end_to_end = last_receipt(&receipts).saturating_sub(run_start);
+    let delivered = receipts.delivered.load(Ordering::Relaxed);
+    let (p50, p99, max) = percentiles(&sends, &receipts);
+    Ok(format!(
+        "events: {events} ({batch} per request, {conc} connections, {bots} bots){failing}\n\
+         ingest: {ingest_rate:.0} events/s acknowledged ({ingest:.2} s)\n\
+         end to end: {e2e_rate:.0} deliveries/s ({delivered}/{events} delivered{incomplete}, last at {e2e:.2} s)\n\
+         attempts: {attempts}\n\
+         event→receipt latency: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms\n\
+         server peak RSS: {rss:.1} MiB",
+        events = args.events,
+        conc = args.concurrency,
+        bots = args.bots,
+        failing = if failing > 0.0 {
+            format!(", {:.0} % of attempts fail", failing * 100.0)
+        } else {
+            String::new()
+        },
+        ingest_rate = args.events as f64 / ingest.as_secs_f64(),
+        ingest = ingest.as_secs_f64(),
+        e2e_rate = delivered as f64 / end_to_end.as_secs_f64().max(1e-9),
+        incomplete = if complete { "" } else { ", INCOMPLETE" },
+        e2e = end_to_end.as_secs_f64(),
+        attempts = receipts.attempts.load(Ordering::Relaxed),
+        rss = server.peak_rss_mib().unwrap_or(0.0),
+    ))
+}
+
+/// Sends events at a fixed rate, each in its own request.
+async fn paced(
+    fixture: &Arc<Fixture>,
+    sends: &Arc<Sends>,
+    start: Instant,
+    events: usize,
+    rate: f64,
+) -> Result<()> {
+    let run_start = tokio::time::Instant::now();
+    let mut requests = tokio::task::JoinSet::new();
+    for n in 0..events {
+        tokio::time::sleep_until(run_start + Duration::from_secs_f64(n as f64 / rate)).await;
+        let (fixture, sends) = (fixture.clone(), sends.clone());
+        requests.spawn(async move {
+            sends.sent_ns[n].store(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            fixture.post(n, n, 1).await
+        });
+        while let Some(done) = requests.try_join_next() {
+            done.map_err(setup_err)??;
+        }
+    }
+    while let Some(done) = requests.join_next().await {
+        done.map_err(setup_err)??;
+    }
+    Ok(())
+}
+
+async fn latency(args: &BenchArgs) -> Result<String> {
+    let server = ServerProcess::start(&[]).await?;
+    let events = (args.rate * args.seconds) as usize;
+    let start = Instant::now();
+    let receipts = Receipts::new(start, events, Behaviour::Ok);
+    let addr = start_receiver(receipts.clone()).await?;
+    let fixture = Arc::new(fixture(&server, &[addr], args.bots).await?);
+    let sends = Arc::new(Sends {
+        sent_ns: (0..events).map(|_| AtomicU64::new(0)).collect(),
+    });
+    paced(&fixture, &sends, start, events, args.rate).await?;
+    let complete = await_receipts(&receipts, events, Duration::from_secs(60)).await;
+    let (p50, p99, max) = percentiles(&sends, &receipts);
+    Ok(format!(
+        "{events} events at {rate:.0}/s, one per request\n\
+         delivered: {delivered}/{events}{incomplete}\n\
+         event→receipt latency: p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.1} ms\n\
+         server peak RSS: {rss:.1} MiB",
+        rate = args.rate,
+        delivered = receipts.delivered.load(Ordering::Relaxed),
+        incomplete = if complete { "" } else { " (INCOMPLETE)" },
+        rss = server.peak_rss_mib().unwrap_or(0.0),
+    ))
+}
+
+/// Healthy-endpoint throughput alone, then beside an endpoint that hangs on every request.
+async fn isolation(args: &BenchArgs) -> Result<String> {
+    let events = (args.rate * args.seconds) as usize;
+    let mut lines = Vec::new();
+    let mut rates = Vec::new();
+    for with_hanging in [false, true] {
+        let server = ServerProcess::start(&[]).await?;
+        let start = Instant::now();
+        let healthy = Receipts::new(start, events, Behaviour::Ok);
+        let mut addrs = vec![start_receiver(healthy.clone()).await?];
+        if with_hanging {
+            let hanging = Receipts::new(start, events, Behaviour::Hang);
+            addrs.push(start_receiver(hanging).await?);
+        }
+        let fixture = Arc::new(fixture(&server, &addrs, args.bots).await?);
+        let sends = Arc::new(Sends {
+            sent_ns: (0..events).map(|_| AtomicU64::new(0)).collect(),
+        });
+        let run_start = start.elapsed();
+        paced(&fixture, &sends, start, events, args.rate).await?;
+        await_receipts(&healthy, events, Duration::from_secs(60)).await;
+        let took = last_receipt(&healthy).saturating_sub(run_start);
+        let delivered = healthy.delivered.load(Ordering::Relaxed);
+        let rate = delivered as f64 / took.as_secs_f64().max(1e-9);
+        let (p50, p99, _) = percentiles(&sends, &healthy);
+        rates.push(rate);
+        lines.push(format!(
+            "{label}: healthy endpoint {rate:.0} deliveries/s ({delivered}/{events}), p50 {p50:.1} ms, p99 {p99:.1} ms",
+            label = if with_hanging {
+                "beside a hanging endpoint"
+            } else {
+                "alone"
+            },
+        ));
+    }
+    lines.push(format!(
+        "healthy throughput beside the hanging endpoint: {:.1} % of alone (offered {:.0} events/s)",
+        100.0 * rates[1] / rates[0].max(1e-9),
+        args.rate
+    ));
+    Ok(lines.join("\n"))
+}
+
+/// Builds up a backlog of pending deliveries (the receiver refuses connections and the retry
+/// schedule waits an hour), then reports the server's memory.
+async fn backlog(args: &BenchArgs) -> Result<String> {
+    let server = ServerProcess::start(&["--retry-schedule", "3600"]).await?;
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.local_addr()?
+    };
+    let fixture = Arc::new(fixture(&server, &[closed], args.bots).await?);
+    let start = Instant::now();
+    let sends = Arc::new(Sends {
+        sent_ns: (0..args.backlog).map(|_| AtomicU64::new(0)).collect(),
+    });
+    let took = flood(&fixture, &sends, start, args.backlog, args.concurrency, 100).await?;
+    let metrics = fixture
+        .client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let pending = metrics
+        .lines()
+        .find(|l| l.starts_with("meetwire_deliveries_pending "))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("?")
+        .to_owned();
+    Ok(format!(
+        "{events} events ingested in batches of 100 in {secs:.1} s; pending deliveries: {pending}\n\
+         server RSS now: {rss:.1} MiB, peak: {peak:.1} MiB",
+        events = args.backlog,
+        secs = took.as_secs_f64(),
+        rss = server.rss_mib().unwrap_or(0.0),
+        peak = server.peak_rss_mib().unwrap_or(0.0),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::event_number;
+
+    #[test]
+    fn finds_the_event_number_in_a_body() {
+        assert_eq!(
+            event_number(br#"{"data":{"text":"n1234","x":1}}"#),
+            Some(1234)
+        );
+        assert_eq!(event_number(br#"{"data":{"text":"hello"}}"#), None);
+    }
+}
