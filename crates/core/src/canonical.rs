@@ -175,9 +175,10 @@ fn write_f64(f: f64, out: &mut String) {
     }
 }
 
-/// The shortest round-trip digits of a non-negative finite `f64` with the value
-/// `d1.d2d3… × 10^exp`, taken from Rust's `{:e}` formatting (which is shortest round-trip, like
-/// Python's `repr`) without heap allocation.
+/// The shortest round-trip digits of a non-negative finite `f64`, with the value
+/// `d1.d2d3… × 10^exp`. The digits come from `ryu`, which, like Python's `repr` (David Gay's
+/// algorithm), picks the closest of the shortest candidates; Rust's own `{:e}` may pick a
+/// different one of equal length (measured: `956090665840206.2` printed as `…206.3`).
 struct ShortestDecimal {
     buf: [u8; 32],
     len: usize,
@@ -186,31 +187,40 @@ struct ShortestDecimal {
 
 impl ShortestDecimal {
     fn of(f: f64) -> Self {
-        // `{:e}` of an f64 is at most 24 bytes (`1.7976931348623157e308`), so it always fits.
-        let mut text = StackBuf::default();
-        let _ = write!(text, "{f:e}");
+        let mut ryu = ryu::Buffer::new();
+        let text = ryu.format_finite(f).as_bytes();
         let mut d = ShortestDecimal {
             buf: [0; 32],
             len: 0,
             exp: 0,
         };
-        let mut in_exp = false;
-        let mut exp_negative = false;
-        for &b in text.as_bytes() {
-            match b {
-                b'0'..=b'9' if in_exp => d.exp = d.exp * 10 + i32::from(b - b'0'),
-                b'0'..=b'9' => {
-                    d.buf[d.len] = b;
-                    d.len += 1;
-                }
-                b'e' => in_exp = true,
-                b'-' => exp_negative = true,
-                _ => {} // the '.' in the mantissa
+        let (mantissa, exponent) = match text.iter().position(|&b| b == b'e') {
+            Some(at) => (&text[..at], parse_exponent(&text[at + 1..])),
+            None => (text, 0),
+        };
+        let point = mantissa
+            .iter()
+            .position(|&b| b == b'.')
+            .unwrap_or(mantissa.len());
+        let mut first_significant = None;
+        for (i, &b) in mantissa.iter().filter(|b| b.is_ascii_digit()).enumerate() {
+            if first_significant.is_none() && b != b'0' {
+                first_significant = Some(i);
+            }
+            if first_significant.is_some() && d.len < d.buf.len() {
+                d.buf[d.len] = b;
+                d.len += 1;
             }
         }
-        if exp_negative {
-            d.exp = -d.exp;
+        let Some(first) = first_significant else {
+            d.buf[0] = b'0';
+            d.len = 1;
+            return d;
+        };
+        while d.len > 1 && d.buf[d.len - 1] == b'0' {
+            d.len -= 1;
         }
+        d.exp = point as i32 - first as i32 - 1 + exponent;
         d
     }
 
@@ -220,26 +230,19 @@ impl ShortestDecimal {
     }
 }
 
-/// A fixed-size `fmt::Write` target, so float formatting does not allocate.
-#[derive(Default)]
-struct StackBuf {
-    buf: [u8; 32],
-    len: usize,
-}
-
-impl StackBuf {
-    fn as_bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
-}
-
-impl std::fmt::Write for StackBuf {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let end = self.len + s.len();
-        let dest = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
-        dest.copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
+fn parse_exponent(text: &[u8]) -> i32 {
+    let (negative, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, text),
+    };
+    let value = digits
+        .iter()
+        .fold(0i32, |acc, b| acc * 10 + i32::from(b - b'0'));
+    if negative {
+        -value
+    } else {
+        value
     }
 }
 
@@ -252,6 +255,11 @@ mod tests {
         let mut s = String::new();
         write_f64(f, &mut s);
         s
+    }
+
+    #[test]
+    fn floats_pick_the_closest_shortest_digits() {
+        assert_eq!(float(956090665840206.2), "956090665840206.2");
     }
 
     #[test]

@@ -288,6 +288,23 @@ impl BotEventRequest {
     }
 }
 
+/// The events of a user's request to leave: `leave_requested` (user_requested), and when no
+/// runner holds a bot that is still joining, its exit too — nobody else would report it.
+pub fn leave_events(state: crate::state::BotState, has_runner: bool) -> Vec<BotEventRequest> {
+    let mut events = vec![BotEventRequest::server(
+        BotEventType::LeaveRequested,
+        Some(crate::state::BotEventSubType::UserRequested),
+    )];
+    if !has_runner && state == crate::state::BotState::Joining {
+        events.push(BotEventRequest::server(BotEventType::LeftMeeting, None));
+        events.push(BotEventRequest::server(
+            BotEventType::PostProcessingCompleted,
+            None,
+        ));
+    }
+    events
+}
+
 /// Applies a state event to the bot's machine state: the new machine state and the record to
 /// store, or the contract's refusal. `joined_since` is when the bot was first asked to join,
 /// from which `bot_duration_seconds` is counted.

@@ -4,9 +4,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use meetwire_core::sealing::SealingKey;
@@ -66,8 +67,30 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async {
+            ApiError::Rejected {
+                status: StatusCode::METHOD_NOT_ALLOWED,
+                message: "Method not allowed".into(),
+            }
+        })
+        .layer(middleware::from_fn(close_after_refusal))
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
         .with_state(state)
+}
+
+/// A request refused before its body was read (bad token, wrong type, too large) leaves the
+/// rest of the body unread on the connection; telling the client to close it keeps the
+/// client's next request from failing on a half-read connection.
+async fn close_after_refusal(request: Request, next: Next) -> Response {
+    let has_body = request.headers().contains_key(header::CONTENT_LENGTH)
+        || request.headers().contains_key(header::TRANSFER_ENCODING);
+    let mut response = next.run(request).await;
+    if has_body && response.status().is_client_error() {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 /// Ready when the database answers.

@@ -18,6 +18,8 @@ pub enum StoreError {
     Transition(#[from] TransitionError),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// A group commit failed; every request in the group was rolled back.

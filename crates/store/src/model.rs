@@ -89,6 +89,8 @@ pub enum Actor<'a> {
 pub enum BotInput {
     Event(BotEventRequest),
     Record(RunnerRecord),
+    /// The user asks the bot to leave; decided against the bot's state inside the write.
+    Leave,
 }
 
 /// The result of storing a batch.

@@ -2,6 +2,8 @@
 //! driven over HTTP like a user would.
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -243,4 +245,83 @@ pub fn event_types(bot: &Value) -> Vec<String> {
         .iter()
         .map(|e| e["type"].as_str().unwrap().to_owned())
         .collect()
+}
+
+// ---- Helpers added for the API, bad-input, runner and crash-recovery suites. ----
+
+/// Runs `meetwire admin …` (with `--json` and the data dir) and returns its raw output, without
+/// asserting success.
+pub fn admin_output(data_dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .arg("admin")
+        .args(args)
+        .arg("--json")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("MEETWIRE_LOG", "warn")
+        .output()
+        .expect("run admin")
+}
+
+impl Server {
+    /// SIGTERM, then waits up to `timeout` for the process to exit. `None` (and a SIGKILL) if
+    /// it did not stop in time.
+    pub fn terminate_within(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if start.elapsed() > timeout {
+                self.kill();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A REST-format timestamp (`…Z`, microseconds) `offset_ms` from now (negative: in the past).
+pub fn rest_time_from_now(offset_ms: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as i64;
+    meetwire_core::time::rest_timestamp(&meetwire_core::time::from_micros(now + offset_ms * 1000))
+}
+
+impl Api {
+    pub async fn patch(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.call(Method::PATCH, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::DELETE, path, None).await
+    }
+
+    /// Follows a list's `next` links from `path` and returns every result, asserting 200s.
+    pub async fn list_all(&self, path: &str) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut next = Some(format!("{}{path}", self.base));
+        while let Some(url) = next {
+            let rel = url
+                .strip_prefix(&self.base)
+                .unwrap_or_else(|| panic!("link {url} is not on {}", self.base));
+            let (status, page) = self.get(rel).await;
+            assert_eq!(status, StatusCode::OK, "{rel}: {page}");
+            all.extend(page["results"].as_array().expect("results").iter().cloned());
+            next = page["next"].as_str().map(str::to_owned);
+        }
+        all
+    }
+
+    /// Every bot of the caller's project, newest first.
+    pub async fn all_bots(&self) -> Vec<Value> {
+        self.list_all("/api/v1/bots?page_size=100").await
+    }
 }

@@ -5,10 +5,12 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::Json;
 use chrono::DateTime;
-use meetwire_core::record::{BotEventRequest, RecordKind};
-use meetwire_core::state::{BotEventSubType, BotEventType, BotState};
+use meetwire_core::record::RecordKind;
+use meetwire_core::state::BotState;
 use meetwire_core::time::{now, Timestamp};
-use meetwire_store::{Actor, Bot, BotFilter, BotInput, BotPatch, NewBot, PageRequest, Store};
+use meetwire_store::{
+    Actor, Bot, BotFilter, BotInput, BotPatch, NewBot, PageRequest, Store, StoredRecord,
+};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -117,20 +119,10 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-/// The bot object with its events.
+/// The bot object with all its events.
 async fn render(store: &dyn Store, bot: &Bot) -> ApiResult<Value> {
-    let events = store
-        .list_records(
-            &bot.project_id,
-            &bot.id,
-            RecordKind::BotEvent,
-            PageRequest {
-                after: None,
-                limit: 1000,
-            },
-        )
-        .await?;
-    Ok(views::bot(bot, &events.items))
+    let events = all_records(store, &bot.project_id, &bot.id, RecordKind::BotEvent).await?;
+    Ok(views::bot(bot, &events))
 }
 
 /// The list filters: `meeting_url`, `deduplication_key`, and `states` (repeated or
@@ -211,56 +203,62 @@ pub async fn delete(
 }
 
 /// Asks the bot to leave. A runner learns of it from the bot's state (`leaving`); a bot no
-/// runner has picked up yet has no one to leave for it, so its exit is recorded at once.
+/// runner has picked up yet has no one to leave for it, so its exit is recorded at once (the
+/// store decides that inside the write, against the bot as it is then).
 pub async fn leave(
     State(state): State<AppState>,
     Project(project): Project,
     Path(bot_id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let bot = state.store.get_bot(&project, &bot_id).await?;
-    let mut inputs = vec![BotInput::Event(BotEventRequest::server(
-        BotEventType::LeaveRequested,
-        Some(BotEventSubType::UserRequested),
-    ))];
-    if bot.runner.is_none() && bot.state == BotState::Joining {
-        for event in [
-            BotEventType::LeftMeeting,
-            BotEventType::PostProcessingCompleted,
-        ] {
-            inputs.push(BotInput::Event(BotEventRequest::server(event, None)));
-        }
-    }
     state
         .store
-        .record(Actor::Project(&project), &bot_id, inputs, None)
+        .record(
+            Actor::Project(&project),
+            &bot_id,
+            vec![BotInput::Leave],
+            None,
+        )
         .await?;
     let bot = state.store.get_bot(&project, &bot_id).await?;
     Ok(Json(render(state.store.as_ref(), &bot).await?))
 }
 
-/// Every record of a kind, oldest first (the transcript is a plain array, as in Attendee).
-pub async fn transcript(
-    State(state): State<AppState>,
-    Project(project): Project,
-    Path(bot_id): Path<String>,
-) -> ApiResult<Json<Vec<Value>>> {
+/// Every record of a kind, oldest first, however many pages that takes.
+async fn all_records(
+    store: &dyn Store,
+    project: &str,
+    bot_id: &str,
+    kind: RecordKind,
+) -> ApiResult<Vec<StoredRecord>> {
     let mut all = Vec::new();
     let mut page = PageRequest {
         after: None,
         limit: 1000,
     };
     loop {
-        let got = state
-            .store
-            .list_records(&project, &bot_id, RecordKind::Utterance, page)
-            .await?;
-        all.extend(got.items.into_iter().map(views::record));
+        let got = store.list_records(project, bot_id, kind, page).await?;
+        all.extend(got.items);
         match got.next {
             Some(next) => page.after = Some(next),
-            None => break,
+            None => return Ok(all),
         }
     }
-    Ok(Json(all))
+}
+
+/// The transcript: a plain array of every utterance, as in Attendee.
+pub async fn transcript(
+    State(state): State<AppState>,
+    Project(project): Project,
+    Path(bot_id): Path<String>,
+) -> ApiResult<Json<Vec<Value>>> {
+    let all = all_records(
+        state.store.as_ref(),
+        &project,
+        &bot_id,
+        RecordKind::Utterance,
+    )
+    .await?;
+    Ok(Json(all.into_iter().map(views::record).collect()))
 }
 
 async fn paginated(

@@ -52,7 +52,6 @@ CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE status = 'pendi
 CREATE INDEX deliveries_stream ON deliveries(stream, seq) WHERE status = 'pending';
 CREATE INDEX deliveries_by_project ON deliveries(project_id, seq);
 CREATE INDEX deliveries_by_bot ON deliveries(bot_id, seq);
-CREATE INDEX deliveries_claimed ON deliveries(claim_token) WHERE claim_token IS NOT NULL;
 
 CREATE TABLE delivery_attempts (
     id               INTEGER PRIMARY KEY AUTOINCREMENT,

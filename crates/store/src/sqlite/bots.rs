@@ -7,6 +7,7 @@ use meetwire_core::state::{BotState, RecordingState, TranscriptionState};
 use meetwire_core::time::{now, Timestamp};
 use sqlx::{SqliteConnection, SqlitePool};
 
+use super::direct::with_direct;
 use super::records::apply_inputs;
 use super::rows::{bot_from_row, BOT_COLUMNS};
 use super::subscriptions;
@@ -63,7 +64,10 @@ pub(super) async fn create(
     }
     if !scheduled {
         let join = BotInput::Event(BotEventRequest::join_requested("api"));
-        apply_inputs(&mut tx, Actor::System, &id, vec![join], None, options).await?;
+        with_direct(&mut tx, |db| {
+            apply_inputs(db, Actor::System, &id, vec![join], None, options)
+        })
+        .await?;
     }
     let bot = fetch(&mut tx, &id).await?;
     tx.commit().await?;

@@ -1,6 +1,7 @@
 //! Group commit for the hot write path: requests that arrive together are applied in one
-//! transaction, each inside its own savepoint (so one refused request does not undo the
-//! others), and answered only after the single commit — one fsync for many acknowledged events.
+//! transaction and answered only after its single commit — one fsync for many acknowledged
+//! events. A refused request writes nothing (the write path decides before it writes), so it
+//! does not disturb the others in its group.
 
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use serde_json::Value;
 use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot, Notify};
 
+use super::direct::{immediate, with_direct};
 use super::records::apply_inputs;
 use crate::error::{Result, StoreError};
 use crate::model::{Actor, BatchOutcome, BotInput, StoreOptions};
@@ -121,27 +123,23 @@ async fn try_commit_group(
     group: &mut [Job],
     options: &StoreOptions,
 ) -> Result<Vec<Result<BatchOutcome>>> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let mut outcomes = Vec::with_capacity(group.len());
-    for job in group.iter_mut() {
-        sqlx::query("SAVEPOINT job").execute(&mut *tx).await?;
-        let inputs = std::mem::take(&mut job.inputs);
-        let cursor = job.cursor.take();
-        let outcome = apply_inputs(
-            &mut tx,
-            job.actor.borrow(),
-            &job.bot_id,
-            inputs,
-            cursor,
-            options,
-        )
-        .await;
-        if outcome.is_err() {
-            sqlx::query("ROLLBACK TO job").execute(&mut *tx).await?;
-        }
-        sqlx::query("RELEASE job").execute(&mut *tx).await?;
-        outcomes.push(outcome);
-    }
-    tx.commit().await?;
-    Ok(outcomes)
+    let mut conn = pool.acquire().await?;
+    with_direct(&mut conn, |db| {
+        immediate(db, |db| {
+            let mut outcomes = Vec::with_capacity(group.len());
+            for job in group.iter_mut() {
+                let inputs = std::mem::take(&mut job.inputs);
+                let cursor = job.cursor.take();
+                let outcome =
+                    apply_inputs(db, job.actor.borrow(), &job.bot_id, inputs, cursor, options);
+                // A refusal wrote nothing; a database failure fails the whole group.
+                match outcome {
+                    Err(StoreError::Sqlite(e)) => return Err(StoreError::Sqlite(e)),
+                    outcome => outcomes.push(outcome),
+                }
+            }
+            Ok(outcomes)
+        })
+    })
+    .await
 }

@@ -5,10 +5,15 @@
 //! token; a result is written only if the token still matches, so a worker whose lease expired
 //! (and whose rows another worker re-claimed) cannot overwrite the newer attempt.
 
+use std::collections::HashMap;
+
 use meetwire_core::time::{from_micros, now, Timestamp};
 use meetwire_core::trigger::Trigger;
+use rusqlite::OptionalExtension;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::{Row, SqlitePool};
+
+use super::direct::{relaxed, with_direct};
 
 use crate::error::{Result, StoreError};
 use crate::model::{
@@ -24,79 +29,98 @@ pub(super) async fn claim(
     lease_until: Timestamp,
 ) -> Result<Vec<ClaimedDelivery>> {
     let token = uuid::Uuid::new_v4().to_string();
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let claimed = sqlx::query(
-        "UPDATE deliveries SET claim_token = ?, next_attempt_at = ? WHERE seq IN \
-         (SELECT seq FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ? \
-          ORDER BY next_attempt_at LIMIT ?)",
-    )
-    .bind(&token)
-    .bind(lease_until.timestamp_micros())
-    .bind(now().timestamp_micros())
-    .bind(i64::from(limit))
-    .execute(&mut *tx)
-    .await?;
-    if claimed.rows_affected() == 0 {
-        return Ok(Vec::new());
-    }
-    let rows = sqlx::query(
-        "SELECT d.seq, d.idempotency_key, d.project_id, d.subscription_id, d.body, d.attempts, \
-         d.max_attempts, s.url, s.is_active FROM deliveries d \
-         LEFT JOIN webhook_subscriptions s ON s.id = d.subscription_id \
-         WHERE d.claim_token = ? ORDER BY d.seq",
-    )
-    .bind(&token)
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    rows.iter()
-        .map(|row| {
+    let mut conn = pool.acquire().await?;
+    with_direct(&mut conn, |db| {
+        relaxed(db, |db| claim_direct(db, &token, limit, lease_until))
+    })
+    .await
+}
+
+fn claim_direct(
+    db: &rusqlite::Connection,
+    token: &str,
+    limit: u32,
+    lease_until: Timestamp,
+) -> Result<Vec<ClaimedDelivery>> {
+    let mut claim = db.prepare_cached(
+        "UPDATE deliveries SET claim_token = ?1, next_attempt_at = ?2 WHERE seq IN \
+         (SELECT seq FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?3 \
+          ORDER BY next_attempt_at LIMIT ?4) \
+         RETURNING seq, idempotency_key, project_id, subscription_id, body, attempts, max_attempts",
+    )?;
+    let params = rusqlite::params![
+        token,
+        lease_until.timestamp_micros(),
+        now().timestamp_micros(),
+        i64::from(limit)
+    ];
+    let mut claimed = claim
+        .query_map(params, |row| {
             Ok(ClaimedDelivery {
-                seq: row.try_get("seq")?,
-                claim_token: token.clone(),
-                idempotency_key: row.try_get("idempotency_key")?,
-                project_id: row.try_get("project_id")?,
-                subscription_id: row.try_get("subscription_id")?,
-                url: row.try_get("url")?,
-                subscription_active: row
-                    .try_get::<Option<bool>, _>("is_active")?
-                    .unwrap_or(false),
-                body: row.try_get("body")?,
-                attempts: row.try_get::<i64, _>("attempts")? as u32,
-                max_attempts: row.try_get::<i64, _>("max_attempts")? as u32,
+                seq: row.get(0)?,
+                claim_token: token.to_owned(),
+                idempotency_key: row.get(1)?,
+                project_id: row.get(2)?,
+                subscription_id: row.get(3)?,
+                body: row.get(4)?,
+                attempts: row.get(5)?,
+                max_attempts: row.get(6)?,
+                url: None,
+                subscription_active: false,
             })
-        })
-        .collect()
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    // The subscription as it is now: a changed URL or a deactivation applies to pending rows.
+    let mut lookup =
+        db.prepare_cached("SELECT url, is_active FROM webhook_subscriptions WHERE id = ?1")?;
+    let mut seen: HashMap<String, (Option<String>, bool)> = HashMap::new();
+    for delivery in &mut claimed {
+        if !seen.contains_key(&delivery.subscription_id) {
+            let found = lookup
+                .query_row([&delivery.subscription_id], |row| {
+                    Ok((Some(row.get::<_, String>(0)?), row.get::<_, bool>(1)?))
+                })
+                .optional()?
+                .unwrap_or((None, false));
+            seen.insert(delivery.subscription_id.clone(), found);
+        }
+        if let Some((url, active)) = seen.get(&delivery.subscription_id) {
+            delivery.url = url.clone();
+            delivery.subscription_active = *active;
+        }
+    }
+    Ok(claimed)
 }
 
 /// Hands claimed deliveries back unattempted, each due again at its time (endpoint saturated).
 pub(super) async fn release(pool: &SqlitePool, claims: &[(i64, String, Timestamp)]) -> Result<()> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    for (seq, token, until) in claims {
-        sqlx::query(
-            "UPDATE deliveries SET next_attempt_at = ?, claim_token = NULL \
-             WHERE seq = ? AND claim_token = ?",
-        )
-        .bind(until.timestamp_micros())
-        .bind(seq)
-        .bind(token)
-        .execute(&mut *tx)
-        .await?;
-    }
-    tx.commit().await?;
-    Ok(())
+    let mut conn = pool.acquire().await?;
+    with_direct(&mut conn, |db| {
+        relaxed(db, |db| {
+            let mut stmt = db.prepare_cached(
+                "UPDATE deliveries SET next_attempt_at = ?1, claim_token = NULL \
+                 WHERE seq = ?2 AND claim_token = ?3",
+            )?;
+            for (seq, token, until) in claims {
+                stmt.execute(rusqlite::params![until.timestamp_micros(), seq, token])?;
+            }
+            Ok(())
+        })
+    })
+    .await
 }
 
 pub(super) async fn record_results(pool: &SqlitePool, results: &[AttemptResult]) -> Result<()> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    for result in results {
-        record_result(&mut tx, result).await?;
-    }
-    tx.commit().await?;
-    Ok(())
+    let mut conn = pool.acquire().await?;
+    with_direct(&mut conn, |db| {
+        relaxed(db, |db| {
+            results.iter().try_for_each(|r| record_result(db, r))
+        })
+    })
+    .await
 }
 
-async fn record_result(conn: &mut SqliteConnection, r: &AttemptResult) -> Result<()> {
+fn record_result(db: &rusqlite::Connection, r: &AttemptResult) -> Result<()> {
     let at = r.attempted_at.timestamp_micros();
     let (status, next_at, succeeded_at) = match r.outcome {
         AttemptOutcome::Success => (DeliveryStatus::Success, None, Some(at)),
@@ -109,69 +133,58 @@ async fn record_result(conn: &mut SqliteConnection, r: &AttemptResult) -> Result
         Some(kind) => format!("{kind}: {m}"),
         None => m.clone(),
     });
-    let updated = sqlx::query(
-        "UPDATE deliveries SET status = ?, attempts = attempts + 1, \
-         total_attempts = total_attempts + 1, next_attempt_at = ?, claim_token = NULL, \
-         last_attempt_at = ?, succeeded_at = ?, last_status_code = ?, last_error = ? \
-         WHERE seq = ? AND claim_token = ? RETURNING stream, subscription_id",
-    )
-    .bind(status.code())
-    .bind(next_at)
-    .bind(at)
-    .bind(succeeded_at)
-    .bind(r.status_code.map(i64::from))
-    .bind(&error)
-    .bind(r.seq)
-    .bind(&r.claim_token)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = updated else {
+    let mut update = db.prepare_cached(
+        "UPDATE deliveries SET status = ?1, attempts = attempts + 1, \
+         total_attempts = total_attempts + 1, next_attempt_at = ?2, claim_token = NULL, \
+         last_attempt_at = ?3, succeeded_at = ?4, last_status_code = ?5, last_error = ?6 \
+         WHERE seq = ?7 AND claim_token = ?8 RETURNING stream, subscription_id",
+    )?;
+    let mut rows = update.query(rusqlite::params![
+        status.code(),
+        next_at,
+        at,
+        succeeded_at,
+        r.status_code,
+        error,
+        r.seq,
+        r.claim_token,
+    ])?;
+    let Some(row) = rows.next()? else {
         // The lease expired and another worker owns the delivery now: its result wins.
         return Ok(());
     };
-    sqlx::query(
+    let stream: Option<String> = row.get(0)?;
+    let subscription: String = row.get(1)?;
+    drop(rows);
+    db.prepare_cached(
         "INSERT INTO delivery_attempts (delivery_seq, attempted_at, duration_ms, status_code, \
-         error_kind, error_message, response_body) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(r.seq)
-    .bind(at)
-    .bind(r.duration_ms)
-    .bind(r.status_code.map(i64::from))
-    .bind(r.error_kind)
-    .bind(&r.error_message)
-    .bind(&r.response_body)
-    .execute(&mut *conn)
-    .await?;
-    let stream: Option<String> = row.try_get("stream")?;
+         error_kind, error_message, response_body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(rusqlite::params![
+        r.seq,
+        at,
+        r.duration_ms,
+        r.status_code,
+        r.error_kind,
+        r.error_message,
+        r.response_body,
+    ])?;
     if let (Some(stream), false) = (stream, status == DeliveryStatus::Pending) {
-        release_stream(conn, &stream, at).await?;
+        // The stream's head finished: the next delivery waiting behind it becomes due.
+        db.prepare_cached(
+            "UPDATE deliveries SET next_attempt_at = ?1 WHERE seq = \
+             (SELECT seq FROM deliveries WHERE stream = ?2 AND status = 'pending' \
+              ORDER BY seq LIMIT 1) AND next_attempt_at IS NULL",
+        )?
+        .execute(rusqlite::params![at, stream])?;
     }
     if let Some(reason) = &r.disable_subscription {
-        let subscription: String = row.try_get("subscription_id")?;
-        sqlx::query(
-            "UPDATE webhook_subscriptions SET is_active = 0, disabled_reason = ?, updated_at = ? \
-             WHERE id = ?",
-        )
-        .bind(reason)
-        .bind(at)
-        .bind(subscription)
-        .execute(&mut *conn)
-        .await?;
+        db.prepare_cached(
+            "UPDATE webhook_subscriptions SET is_active = 0, disabled_reason = ?1, \
+             updated_at = ?2 WHERE id = ?3",
+        )?
+        .execute(rusqlite::params![reason, at, subscription])?;
     }
-    Ok(())
-}
-
-/// A stream's head finished: the next delivery waiting behind it becomes due.
-async fn release_stream(conn: &mut SqliteConnection, stream: &str, at: i64) -> Result<()> {
-    sqlx::query(
-        "UPDATE deliveries SET next_attempt_at = ? WHERE seq = \
-         (SELECT seq FROM deliveries WHERE stream = ? AND status = 'pending' ORDER BY seq LIMIT 1) \
-         AND next_attempt_at IS NULL",
-    )
-    .bind(at)
-    .bind(stream)
-    .execute(conn)
-    .await?;
     Ok(())
 }
 

@@ -9,6 +9,7 @@ mod bots;
 mod committer;
 mod credentials;
 mod deliveries;
+mod direct;
 mod outbox;
 mod records;
 mod rows;
@@ -62,9 +63,10 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        // The writer keeps the hot indexes in memory (32 MiB of page cache).
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone())
+            .connect_with(options.clone().pragma("cache_size", "-32768"))
             .await?;
         MIGRATOR.run(&writer).await?;
         let reader = SqlitePoolOptions::new()

@@ -7,7 +7,6 @@ use meetwire_core::payload::bot_envelope;
 use meetwire_core::time::Timestamp;
 use meetwire_core::trigger::Trigger;
 use serde_json::{Map, Value};
-use sqlx::{Row, SqliteConnection};
 
 use super::subscriptions::trigger_mask;
 use crate::error::Result;
@@ -20,34 +19,31 @@ pub(super) struct Recipients {
 }
 
 impl Recipients {
-    pub(super) async fn for_bot(
-        conn: &mut SqliteConnection,
+    pub(super) fn for_bot(
+        db: &rusqlite::Connection,
         project_id: &str,
         bot_id: &str,
     ) -> Result<Self> {
-        let rows = sqlx::query(
-            "SELECT id, triggers, is_active FROM webhook_subscriptions WHERE bot_id = ? ORDER BY seq",
-        )
-        .bind(bot_id)
-        .fetch_all(&mut *conn)
-        .await?;
-        let rows = if rows.is_empty() {
-            sqlx::query(
-                "SELECT id, triggers, is_active FROM webhook_subscriptions \
-                 WHERE project_id = ? AND bot_id IS NULL ORDER BY seq",
-            )
-            .bind(project_id)
-            .fetch_all(&mut *conn)
-            .await?
-        } else {
-            rows
-        };
-        let mut subscriptions = Vec::with_capacity(rows.len());
-        for row in rows {
-            if row.try_get::<bool, _>("is_active")? {
-                subscriptions.push((row.try_get("id")?, row.try_get("triggers")?));
-            }
-        }
+        let mut stmt = db.prepare_cached(
+            "SELECT id, triggers, is_active, bot_id IS NOT NULL FROM webhook_subscriptions \
+             WHERE bot_id = ?1 OR (project_id = ?2 AND bot_id IS NULL) ORDER BY seq",
+        )?;
+        let rows = stmt
+            .query_map([bot_id, project_id], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, i64>(1)?,
+                    row.get::<_, bool>(2)?,
+                    row.get::<_, bool>(3)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let bot_level = rows.iter().any(|(_, _, _, own)| *own);
+        let subscriptions = rows
+            .into_iter()
+            .filter(|(_, _, active, own)| *active && *own == bot_level)
+            .map(|(id, triggers, _, _)| (id, triggers))
+            .collect();
         Ok(Recipients { subscriptions })
     }
 }
@@ -63,8 +59,8 @@ pub(super) struct BotEvent<'a> {
 }
 
 /// Inserts the deliveries owed for `event`; returns how many.
-pub(super) async fn enqueue(
-    conn: &mut SqliteConnection,
+pub(super) fn enqueue(
+    db: &rusqlite::Connection,
     recipients: &Recipients,
     event: &BotEvent<'_>,
     at: &Timestamp,
@@ -88,40 +84,37 @@ pub(super) async fn enqueue(
             .ordering
             .then(|| format!("{subscription_id}:{}", event.bot_id));
         let waiting = match &stream {
-            Some(stream) => has_pending(conn, stream).await?,
+            Some(stream) => has_pending(db, stream)?,
             None => false,
         };
-        sqlx::query(
+        let mut insert = db.prepare_cached(
             "INSERT INTO deliveries (idempotency_key, project_id, subscription_id, bot_id, \
              record_seq, trigger, body, stream, status, max_attempts, next_attempt_at, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&key)
-        .bind(event.project_id)
-        .bind(subscription_id)
-        .bind(event.bot_id)
-        .bind(event.record_seq)
-        .bind(event.trigger.as_int())
-        .bind(canonical_json(&envelope))
-        .bind(&stream)
-        .bind(DeliveryStatus::Pending.code())
-        .bind(i64::from(options.max_attempts))
-        .bind((!waiting).then(|| at.timestamp_micros()))
-        .bind(at.timestamp_micros())
-        .execute(&mut *conn)
-        .await?;
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )?;
+        insert.execute(rusqlite::params![
+            key,
+            event.project_id,
+            subscription_id,
+            event.bot_id,
+            event.record_seq,
+            event.trigger.as_int(),
+            canonical_json(&envelope),
+            stream,
+            DeliveryStatus::Pending.code(),
+            i64::from(options.max_attempts),
+            (!waiting).then(|| at.timestamp_micros()),
+            at.timestamp_micros(),
+        ])?;
         owed += 1;
     }
     Ok(owed)
 }
 
 /// Whether an earlier delivery of this stream is still pending (a new one must wait for it).
-async fn has_pending(conn: &mut SqliteConnection, stream: &str) -> Result<bool> {
-    let found: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 FROM deliveries WHERE stream = ? AND status = 'pending' LIMIT 1",
-    )
-    .bind(stream)
-    .fetch_optional(conn)
-    .await?;
-    Ok(found.is_some())
+fn has_pending(db: &rusqlite::Connection, stream: &str) -> Result<bool> {
+    let mut stmt = db.prepare_cached(
+        "SELECT 1 FROM deliveries WHERE stream = ?1 AND status = 'pending' LIMIT 1",
+    )?;
+    Ok(stmt.exists([stream])?)
 }

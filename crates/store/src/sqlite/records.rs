@@ -6,74 +6,117 @@
 use std::collections::HashSet;
 
 use meetwire_core::record::{
-    apply_bot_event, media_record, BotEventRequest, NewRecord, RecordKind, RunnerRecord,
+    apply_bot_event, leave_events, media_record, BotEventRequest, NewRecord, RecordKind,
+    RunnerRecord,
 };
 use meetwire_core::state::{
-    media_states, BotEventType, BotState, MachineState, RecordingState, TranscriptionState,
+    media_states, BotEventType, MachineState, RecordingState, TranscriptionState,
 };
 use meetwire_core::time::{from_micros, now, Timestamp};
+use serde_json::Map;
 use serde_json::Value;
-use sqlx::{Row, SqliteConnection, SqlitePool};
+use sqlx::{Row, SqlitePool};
 
 use super::outbox::{enqueue, BotEvent, Recipients};
-use super::rows::{bot_from_row, machine_from_row, BOT_COLUMNS};
 use crate::error::{Result, StoreError};
 use crate::model::{Actor, BatchOutcome, BotInput, Page, PageRequest, StoreOptions, StoredRecord};
 use crate::page;
 
-/// Applies a batch to one bot on a connection that is inside a write transaction. On error
-/// the caller drops the transaction, so nothing of the batch is kept.
-pub(super) async fn apply_inputs(
-    conn: &mut SqliteConnection,
+/// The parts of a bot row the write path needs.
+struct BotHead {
+    project_id: String,
+    runner: Option<String>,
+    metadata: Map<String, Value>,
+    machine: MachineState,
+    recording: RecordingState,
+    transcription: TranscriptionState,
+    join_requested_at: Option<i64>,
+    seq: i64,
+}
+
+fn parse<T: std::str::FromStr>(code: &str) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    code.parse()
+        .map_err(|e: T::Err| StoreError::Corrupt(e.to_string()))
+}
+
+fn load_head(db: &rusqlite::Connection, bot_id: &str) -> Result<BotHead> {
+    let mut stmt = db.prepare_cached(
+        "SELECT project_id, runner, metadata, state, breakout_return, recording_state, \
+         transcription_state, join_requested_at, seq FROM bots WHERE id = ?1",
+    )?;
+    let mut rows = stmt.query([bot_id])?;
+    let row = rows.next()?.ok_or(StoreError::NotFound)?;
+    let metadata: String = row.get("metadata")?;
+    let metadata = match serde_json::from_str(&metadata) {
+        Ok(Value::Object(map)) => map,
+        _ => return Err(StoreError::Corrupt("bot metadata".into())),
+    };
+    let breakout: Option<String> = row.get("breakout_return")?;
+    Ok(BotHead {
+        project_id: row.get("project_id")?,
+        runner: row.get("runner")?,
+        metadata,
+        machine: MachineState {
+            state: parse(&row.get::<_, String>("state")?)?,
+            breakout_return: breakout.as_deref().map(parse).transpose()?,
+        },
+        recording: parse(&row.get::<_, String>("recording_state")?)?,
+        transcription: parse(&row.get::<_, String>("transcription_state")?)?,
+        join_requested_at: row.get("join_requested_at")?,
+        seq: row.get("seq")?,
+    })
+}
+
+/// Applies a batch to one bot on a connection that is inside a write transaction. A refused
+/// batch (not found, invalid, a transition the machine forbids) is refused before anything is
+/// written; any other error is the database's, and the caller rolls the transaction back.
+pub(super) fn apply_inputs(
+    db: &rusqlite::Connection,
     actor: Actor<'_>,
     bot_id: &str,
     inputs: Vec<BotInput>,
     cursor: Option<Value>,
     options: &StoreOptions,
 ) -> Result<BatchOutcome> {
-    let sql = format!("SELECT {BOT_COLUMNS} FROM bots WHERE id = ?");
-    let row = sqlx::query(&sql)
-        .bind(bot_id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    let bot = bot_from_row(&row)?;
+    let head = load_head(db, bot_id)?;
     let allowed = match actor {
-        Actor::Project(p) => bot.project_id == p,
-        Actor::Runner(r) => bot.runner.as_deref() == Some(r),
+        Actor::Project(p) => head.project_id == p,
+        Actor::Runner(r) => head.runner.as_deref() == Some(r),
         Actor::System => true,
     };
     if !allowed {
         return Err(StoreError::NotFound);
     }
-    let machine_row = machine_from_row(&row)?;
-    let machine = MachineState {
-        state: bot.state,
-        breakout_return: machine_row
-            .breakout_return
-            .as_deref()
-            .map(str::parse::<BotState>)
-            .transpose()
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-    };
     let mut bot_state = BotProgress {
-        machine,
-        joined_since: machine_row.join_requested_at.map(from_micros),
-        recording: bot.recording_state,
-        transcription: bot.transcription_state,
+        machine: head.machine,
+        joined_since: head.join_requested_at.map(from_micros),
+        recording: head.recording,
+        transcription: head.transcription,
     };
     let at = now();
     let mut seen = HashSet::new();
     let mut outcome = BatchOutcome {
         stored: 0,
         duplicates: 0,
-        state: bot.state,
+        state: head.machine.state,
         deliveries: 0,
     };
-    let mut recipients = None;
+    // First decide everything (duplicates, validation, the state machine) without writing, so
+    // a refused batch leaves nothing to undo and the group commit needs no savepoints.
+    let mut records = Vec::with_capacity(inputs.len());
     for input in inputs {
         let client_id = match &input {
             BotInput::Event(e) => e.client_id.clone(),
+            BotInput::Leave => {
+                let has_runner = head.runner.is_some();
+                for event in leave_events(bot_state.machine.state, has_runner) {
+                    records.push(bot_state.apply(event, &at)?);
+                }
+                continue;
+            }
             BotInput::Record(r) => {
                 r.validate()
                     .map_err(|e| StoreError::Invalid(e.to_string()))?;
@@ -81,37 +124,41 @@ pub(super) async fn apply_inputs(
             }
         };
         if let Some(id) = &client_id {
-            if !seen.insert(id.clone()) || is_stored(&mut *conn, bot_id, id).await? {
+            if !seen.insert(id.clone()) || is_stored(db, bot_id, id)? {
                 outcome.duplicates += 1;
                 continue;
             }
         }
         let record = match input {
             BotInput::Event(e) => bot_state.apply(e, &at)?,
+            BotInput::Leave => continue,
             BotInput::Record(RunnerRecord::BotEvent(e)) => bot_state.apply(e.into(), &at)?,
             BotInput::Record(other) => match media_record(other, &at) {
                 Some(record) => record,
                 None => continue,
             },
         };
-        let seq = insert_record(&mut *conn, bot_id, &record, &at).await?;
+        records.push(record);
+    }
+    // Then write: from here on only a database failure can stop the batch.
+    let mut recipients = None;
+    for record in &records {
+        let seq = insert_record(db, bot_id, record, &at)?;
         outcome.stored += 1;
         if let Some(trigger) = record.trigger {
             let recipients = match &mut recipients {
                 Some(r) => r,
-                None => {
-                    recipients.insert(Recipients::for_bot(conn, &bot.project_id, bot_id).await?)
-                }
+                None => recipients.insert(Recipients::for_bot(db, &head.project_id, bot_id)?),
             };
             let event = BotEvent {
-                project_id: &bot.project_id,
+                project_id: &head.project_id,
                 bot_id,
-                bot_metadata: &bot.metadata,
+                bot_metadata: &head.metadata,
                 record_seq: seq,
                 trigger,
                 data: &record.payload,
             };
-            outcome.deliveries += enqueue(conn, recipients, &event, &at, options).await?;
+            outcome.deliveries += enqueue(db, recipients, &event, &at, options)?;
         }
     }
     let BotProgress {
@@ -121,21 +168,21 @@ pub(super) async fn apply_inputs(
         transcription,
     } = bot_state;
     outcome.state = machine.state;
-    sqlx::query(
-        "UPDATE bots SET state = ?, breakout_return = ?, recording_state = ?, \
-         transcription_state = ?, join_requested_at = ?, \
-         runner_cursor = COALESCE(?, runner_cursor), updated_at = ? WHERE seq = ?",
-    )
-    .bind(machine.state.code())
-    .bind(machine.breakout_return.map(|s| s.code()))
-    .bind(recording.code())
-    .bind(transcription.code())
-    .bind(joined_since.map(|t| t.timestamp_micros()))
-    .bind(cursor.map(|c| c.to_string()))
-    .bind(at.timestamp_micros())
-    .bind(machine_row.seq)
-    .execute(&mut *conn)
-    .await?;
+    db.prepare_cached(
+        "UPDATE bots SET state = ?1, breakout_return = ?2, recording_state = ?3, \
+         transcription_state = ?4, join_requested_at = ?5, \
+         runner_cursor = COALESCE(?6, runner_cursor), updated_at = ?7 WHERE seq = ?8",
+    )?
+    .execute(rusqlite::params![
+        machine.state.code(),
+        machine.breakout_return.map(|s| s.code()),
+        recording.code(),
+        transcription.code(),
+        joined_since.map(|t| t.timestamp_micros()),
+        cursor.map(|c| c.to_string()),
+        at.timestamp_micros(),
+        head.seq,
+    ])?;
     Ok(outcome)
 }
 
@@ -161,35 +208,30 @@ impl BotProgress {
     }
 }
 
-async fn is_stored(conn: &mut SqliteConnection, bot_id: &str, client_id: &str) -> Result<bool> {
-    let found: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM bot_records WHERE bot_id = ? AND client_id = ?")
-            .bind(bot_id)
-            .bind(client_id)
-            .fetch_optional(conn)
-            .await?;
-    Ok(found.is_some())
+fn is_stored(db: &rusqlite::Connection, bot_id: &str, client_id: &str) -> Result<bool> {
+    let mut stmt =
+        db.prepare_cached("SELECT 1 FROM bot_records WHERE bot_id = ?1 AND client_id = ?2")?;
+    Ok(stmt.exists([bot_id, client_id])?)
 }
 
-async fn insert_record(
-    conn: &mut SqliteConnection,
+fn insert_record(
+    db: &rusqlite::Connection,
     bot_id: &str,
     record: &NewRecord,
     at: &Timestamp,
 ) -> Result<i64> {
-    let seq = sqlx::query(
+    let mut stmt = db.prepare_cached(
         "INSERT INTO bot_records (bot_id, kind, client_id, payload, created_at) \
-         VALUES (?, ?, ?, ?, ?) RETURNING seq",
-    )
-    .bind(bot_id)
-    .bind(record.kind.code())
-    .bind(record.client_id.as_deref())
-    .bind(record.payload.to_string())
-    .bind(at.timestamp_micros())
-    .fetch_one(conn)
-    .await?
-    .try_get(0)?;
-    Ok(seq)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    stmt.execute(rusqlite::params![
+        bot_id,
+        record.kind.code(),
+        record.client_id.as_deref(),
+        record.payload.to_string(),
+        at.timestamp_micros(),
+    ])?;
+    Ok(db.last_insert_rowid())
 }
 
 pub(super) async fn list(

@@ -11,8 +11,7 @@ use crate::model::Bot;
 /// The columns every bot query selects, in the order [`bot_from_row`] reads them.
 pub(super) const BOT_COLUMNS: &str = "id, project_id, meeting_url, bot_name, metadata, \
     deduplication_key, join_at, state, recording_state, transcription_state, is_sandbox, \
-    sandbox_script, runner, runner_cursor, created_at, updated_at, breakout_return, \
-    join_requested_at, seq";
+    sandbox_script, runner, runner_cursor, created_at, updated_at, seq";
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
@@ -53,20 +52,5 @@ pub(super) fn bot_from_row(row: &SqliteRow) -> Result<Bot> {
         runner_cursor: parse_json(row.try_get("runner_cursor")?, "runner_cursor")?,
         created_at: from_micros(row.try_get("created_at")?),
         updated_at: from_micros(row.try_get("updated_at")?),
-    })
-}
-
-/// The parts of a bot row that only the state machine needs.
-pub(super) struct MachineRow {
-    pub breakout_return: Option<String>,
-    pub join_requested_at: Option<i64>,
-    pub seq: i64,
-}
-
-pub(super) fn machine_from_row(row: &SqliteRow) -> Result<MachineRow> {
-    Ok(MachineRow {
-        breakout_return: row.try_get("breakout_return")?,
-        join_requested_at: row.try_get("join_requested_at")?,
-        seq: row.try_get("seq")?,
     })
 }
