@@ -127,9 +127,16 @@ impl ServerProcess {
                 "false",
                 "--max-webhooks-per-project",
                 "100",
+                // The load generator reports records but no heartbeats.
+                "--heartbeat-timeout",
+                "86400",
             ])
             .args(extra)
-            .env("MEETWIRE_LOG", "warn")
+            // MEETWIRE_BENCH_SERVER_LOG sets the server's log filter, for profiling.
+            .env(
+                "MEETWIRE_LOG",
+                std::env::var("MEETWIRE_BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()?;

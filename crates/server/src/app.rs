@@ -17,6 +17,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 
+use crate::api::credentials_cache::CredentialCache;
 use crate::api::error::ApiError;
 use crate::config::ServerConfig;
 use crate::delivery::keys::KeyCache;
@@ -33,6 +34,9 @@ pub struct AppState {
     pub sealing: Arc<SealingKey>,
     pub keys: Arc<KeyCache>,
     pub metrics: Arc<Metrics>,
+    /// Recently verified API keys and runner tokens.
+    pub api_keys: Arc<CredentialCache>,
+    pub runner_tokens: Arc<CredentialCache>,
     /// Wakes the sandbox runner when a bot may have become claimable.
     pub runner_wake: Arc<Notify>,
 }
@@ -46,6 +50,8 @@ impl AppState {
             config: Arc::new(config),
             sealing,
             metrics: Arc::new(Metrics::default()),
+            api_keys: Arc::default(),
+            runner_tokens: Arc::default(),
             runner_wake: Arc::new(Notify::new()),
         }
     }

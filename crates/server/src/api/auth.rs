@@ -36,8 +36,14 @@ impl FromRequestParts<AppState> for Project {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let key = token(parts)?;
+        if let Some(project) = state.api_keys.get(key) {
+            return Ok(Project(project));
+        }
         match state.store.authenticate_api_key(key).await? {
-            Some(project) => Ok(Project(project)),
+            Some(project) => {
+                state.api_keys.insert(key, &project);
+                Ok(Project(project))
+            }
             None => Err(ApiError::Unauthorized(INVALID_KEY)),
         }
     }
@@ -48,8 +54,14 @@ impl FromRequestParts<AppState> for Runner {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = token(parts)?;
+        if let Some(runner) = state.runner_tokens.get(token) {
+            return Ok(Runner(runner));
+        }
         match state.store.authenticate_runner(token).await? {
-            Some(runner) => Ok(Runner(runner)),
+            Some(runner) => {
+                state.runner_tokens.insert(token, &runner);
+                Ok(Runner(runner))
+            }
             None => Err(ApiError::Unauthorized(INVALID_KEY)),
         }
     }

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod bots;
+pub mod credentials_cache;
 pub mod deliveries;
 pub mod error;
 pub mod json;

@@ -87,7 +87,13 @@ async fn run(
 ) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
+        let started = std::time::Instant::now();
         let outcomes = commit_group(&pool, &mut group, &options).await;
+        tracing::debug!(
+            jobs = group.len(),
+            micros = started.elapsed().as_micros() as u64,
+            "group committed"
+        );
         let mut any_owed = false;
         for (job, outcome) in group.drain(..).zip(outcomes) {
             any_owed |= outcome.as_ref().is_ok_and(|o| o.deliveries > 0);

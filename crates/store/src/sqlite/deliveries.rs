@@ -110,17 +110,20 @@ pub(super) async fn release(pool: &SqlitePool, claims: &[(i64, String, Timestamp
     .await
 }
 
-pub(super) async fn record_results(pool: &SqlitePool, results: &[AttemptResult]) -> Result<()> {
+/// Writes attempt results; returns how many waiting deliveries they made due (ordering).
+pub(super) async fn record_results(pool: &SqlitePool, results: &[AttemptResult]) -> Result<usize> {
     let mut conn = pool.acquire().await?;
     with_direct(&mut conn, |db| {
         relaxed(db, |db| {
-            results.iter().try_for_each(|r| record_result(db, r))
+            results
+                .iter()
+                .try_fold(0, |released, r| Ok(released + record_result(db, r)?))
         })
     })
     .await
 }
 
-fn record_result(db: &rusqlite::Connection, r: &AttemptResult) -> Result<()> {
+fn record_result(db: &rusqlite::Connection, r: &AttemptResult) -> Result<usize> {
     let at = r.attempted_at.timestamp_micros();
     let (status, next_at, succeeded_at) = match r.outcome {
         AttemptOutcome::Success => (DeliveryStatus::Success, None, Some(at)),
@@ -151,7 +154,7 @@ fn record_result(db: &rusqlite::Connection, r: &AttemptResult) -> Result<()> {
     ])?;
     let Some(row) = rows.next()? else {
         // The lease expired and another worker owns the delivery now: its result wins.
-        return Ok(());
+        return Ok(0);
     };
     let stream: Option<String> = row.get(0)?;
     let subscription: String = row.get(1)?;
@@ -169,14 +172,16 @@ fn record_result(db: &rusqlite::Connection, r: &AttemptResult) -> Result<()> {
         r.error_message,
         r.response_body,
     ])?;
+    let mut released = 0;
     if let (Some(stream), false) = (stream, status == DeliveryStatus::Pending) {
         // The stream's head finished: the next delivery waiting behind it becomes due.
-        db.prepare_cached(
-            "UPDATE deliveries SET next_attempt_at = ?1 WHERE seq = \
+        released = db
+            .prepare_cached(
+                "UPDATE deliveries SET next_attempt_at = ?1 WHERE seq = \
              (SELECT seq FROM deliveries WHERE stream = ?2 AND status = 'pending' \
               ORDER BY seq LIMIT 1) AND next_attempt_at IS NULL",
-        )?
-        .execute(rusqlite::params![at, stream])?;
+            )?
+            .execute(rusqlite::params![at, stream])?;
     }
     if let Some(reason) = &r.disable_subscription {
         db.prepare_cached(
@@ -185,7 +190,7 @@ fn record_result(db: &rusqlite::Connection, r: &AttemptResult) -> Result<()> {
         )?
         .execute(rusqlite::params![reason, at, subscription])?;
     }
-    Ok(())
+    Ok(released)
 }
 
 /// When the earliest pending delivery becomes due (for the dispatcher's sleep).

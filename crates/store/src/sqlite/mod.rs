@@ -257,7 +257,11 @@ impl Store for SqliteStore {
     }
 
     async fn record_attempts(&self, results: &[AttemptResult]) -> Result<()> {
-        deliveries::record_results(&self.writer, results).await
+        // Results can make waiting deliveries (ordering) due: wake the dispatcher for them.
+        if deliveries::record_results(&self.writer, results).await? > 0 {
+            self.owed.notify_one();
+        }
+        Ok(())
     }
 
     async fn next_due_delivery(&self) -> Result<Option<Timestamp>> {
