@@ -51,6 +51,9 @@ pub struct BenchArgs {
     /// Pending deliveries to build up in the backlog scenario.
     #[arg(long, default_value_t = 1_000_000)]
     pub backlog: usize,
+    /// Deliver each bot's events in order (the server's default); `false` measures without.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub ordering: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -87,8 +90,9 @@ fn setup_err(what: impl std::fmt::Display) -> BenchError {
 
 pub async fn run(args: BenchArgs) -> Result<()> {
     println!(
-        "meetwire bench: {} cores; server = this binary on a fresh SQLite dir (WAL, synchronous=FULL)",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        "meetwire bench: {} cores; server = this binary on a fresh SQLite dir (WAL, synchronous=FULL); ordering {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        if args.ordering { "on" } else { "off" }
     );
     for scenario in &args.scenarios {
         let report = match scenario {
@@ -112,7 +116,7 @@ struct ServerProcess {
 }
 
 impl ServerProcess {
-    async fn start(extra: &[&str]) -> Result<Self> {
+    async fn start(args: &BenchArgs, extra: &[&str]) -> Result<Self> {
         let data_dir = tempfile::tempdir()?;
         let exe = std::env::current_exe()?;
         let mut child = Command::new(exe)
@@ -130,6 +134,10 @@ impl ServerProcess {
                 // The load generator reports records but no heartbeats.
                 "--heartbeat-timeout",
                 "86400",
+            ])
+            .args([
+                "--webhook-ordering",
+                if args.ordering { "true" } else { "false" },
             ])
             .args(extra)
             // MEETWIRE_BENCH_SERVER_LOG sets the server's log filter, for profiling.
@@ -161,18 +169,19 @@ impl ServerProcess {
 
     /// The server's peak resident memory (VmHWM), in MiB.
     fn peak_rss_mib(&self) -> Option<f64> {
-        let pid = self.child.id()?;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-        let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kib / 1024.0)
+        self.memory_mib("VmHWM:")
     }
 
     /// The server's current resident memory (VmRSS), in MiB.
     fn rss_mib(&self) -> Option<f64> {
+        self.memory_mib("VmRSS:")
+    }
+
+    /// A memory figure of `/proc/PID/status` (given in KiB there), in MiB.
+    fn memory_mib(&self, field: &str) -> Option<f64> {
         let pid = self.child.id()?;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let line = status.lines().find(|l| l.starts_with(field))?;
         let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
         Some(kib / 1024.0)
     }
@@ -443,7 +452,7 @@ async fn throughput(args: &BenchArgs, batch: usize, failing: f64) -> Result<Stri
     if failing > 0.0 {
         extra.extend(["--retry-schedule", "0.5,1,2,4,8"]);
     }
-    let server = ServerProcess::start(&extra).await?;
+    let server = ServerProcess::start(args, &extra).await?;
     let start = Instant::now();
     let behaviour = if failing > 0.0 {
         Behaviour::Flaky(failing)
@@ -524,7 +533,7 @@ async fn paced(
 }
 
 async fn latency(args: &BenchArgs) -> Result<String> {
-    let server = ServerProcess::start(&[]).await?;
+    let server = ServerProcess::start(args, &[]).await?;
     let events = (args.rate * args.seconds) as usize;
     let start = Instant::now();
     let receipts = Receipts::new(start, events, Behaviour::Ok);
@@ -554,7 +563,7 @@ async fn isolation(args: &BenchArgs) -> Result<String> {
     let mut lines = Vec::new();
     let mut rates = Vec::new();
     for with_hanging in [false, true] {
-        let server = ServerProcess::start(&[]).await?;
+        let server = ServerProcess::start(args, &[]).await?;
         let start = Instant::now();
         let healthy = Receipts::new(start, events, Behaviour::Ok);
         let mut addrs = vec![start_receiver(healthy.clone()).await?];
@@ -594,7 +603,7 @@ async fn isolation(args: &BenchArgs) -> Result<String> {
 /// Builds up a backlog of pending deliveries (the receiver refuses connections and the retry
 /// schedule waits an hour), then reports the server's memory.
 async fn backlog(args: &BenchArgs) -> Result<String> {
-    let server = ServerProcess::start(&["--retry-schedule", "3600"]).await?;
+    let server = ServerProcess::start(args, &["--retry-schedule", "3600"]).await?;
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         listener.local_addr()?

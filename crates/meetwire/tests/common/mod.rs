@@ -25,6 +25,11 @@ pub struct Server {
 impl Server {
     /// Starts a server on `data_dir` with extra flags and waits until it listens.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        Self::start_with_env(data_dir, extra, &[])
+    }
+
+    /// Like [`Server::start`], with extra environment variables.
+    pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(BIN)
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--poll-interval", "0.1"])
@@ -32,6 +37,7 @@ impl Server {
             .arg(data_dir)
             .args(extra)
             .env("MEETWIRE_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
