@@ -4,12 +4,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use bytes::BytesMut;
+use http_body_util::BodyExt;
 use meetwire_core::sealing::SealingKey;
 use meetwire_core::time::now;
 use meetwire_store::Store;
@@ -79,23 +82,61 @@ pub fn router(state: AppState) -> Router {
                 message: "Method not allowed".into(),
             }
         })
-        .layer(middleware::from_fn(close_after_refusal))
+        .layer(middleware::from_fn_with_state(
+            state.config.body_limit_bytes,
+            read_body_first,
+        ))
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
         .with_state(state)
 }
 
-/// A request refused before its body was read (bad token, wrong type, too large) leaves the
-/// rest of the body unread on the connection; telling the client to close it keeps the
-/// client's next request from failing on a half-read connection.
-async fn close_after_refusal(request: Request, next: Next) -> Response {
-    let has_body = request.headers().contains_key(header::CONTENT_LENGTH)
-        || request.headers().contains_key(header::TRANSFER_ENCODING);
-    let mut response = next.run(request).await;
-    if has_body && response.status().is_client_error() {
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+/// How much of an oversize body is read (and thrown away) before answering 413, as a multiple
+/// of the limit: a client still sending its body when the answer comes may miss the answer.
+const OVERSIZE_DRAIN_FACTOR: usize = 8;
+
+/// Reads each request's whole body before routing, bounded by the body limit. A request
+/// refused early (bad token, wrong content type) would otherwise leave its body unread on the
+/// connection, and the client's next request on it would fail; an oversize body is drained
+/// (up to a bound) and answered 413 with `Connection: close`.
+async fn read_body_first(State(limit): State<usize>, request: Request, next: Next) -> Response {
+    let (parts, mut body) = request.into_parts();
+    let mut kept = BytesMut::new();
+    let mut seen = 0usize;
+    let drain_limit = limit.saturating_mul(OVERSIZE_DRAIN_FACTOR);
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "The request body could not be read",
+            );
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen = seen.saturating_add(data.len());
+        if seen <= limit {
+            kept.extend_from_slice(&data);
+        } else if seen > drain_limit {
+            break;
+        }
     }
+    if seen > limit {
+        return refuse(StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large");
+    }
+    next.run(Request::from_parts(parts, Body::from(kept.freeze())))
+        .await
+}
+
+/// An error answer after which the connection is closed.
+fn refuse(status: StatusCode, message: &str) -> Response {
+    let mut response = ApiError::Rejected {
+        status,
+        message: message.to_owned(),
+    }
+    .into_response();
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
 

@@ -33,6 +33,29 @@ use crate::error::Result;
 use crate::model::*;
 use crate::Store;
 
+/// How often the log is copied back into the database file.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Copies the write-ahead log into the database file on its own connection, off the commit
+/// path: a checkpoint run by a commit (SQLite's default) made that commit wait for the copy
+/// and an fsync of the database file. PASSIVE never blocks writers or readers.
+async fn checkpoint(pool: SqlitePool) {
+    let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            tracing::warn!(error = %e, "checkpoint failed");
+        }
+    }
+}
+
 /// The database file's name inside the data directory.
 pub const DATABASE_FILE: &str = "meetwire.sqlite3";
 
@@ -63,12 +86,23 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        // The writer keeps the hot indexes in memory (32 MiB of page cache).
+        // The writer keeps the hot indexes in memory (32 MiB of page cache) and leaves
+        // checkpoints to the checkpointer, so no commit waits for one.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options.clone().pragma("cache_size", "-32768"))
+            .connect_with(
+                options
+                    .clone()
+                    .pragma("cache_size", "-32768")
+                    .pragma("wal_autocheckpoint", "0"),
+            )
             .await?;
         MIGRATOR.run(&writer).await?;
+        let checkpointer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        tokio::spawn(checkpoint(checkpointer));
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
