@@ -168,6 +168,14 @@ pub(super) fn apply_inputs(
         transcription,
     } = bot_state;
     outcome.state = machine.state;
+    // Most batches (talk, chat) leave the bot's row as it was: don't rewrite it for nothing.
+    let unchanged = machine == head.machine
+        && cursor.is_none()
+        && (recording, transcription) == (head.recording, head.transcription)
+        && joined_since.map(|t| t.timestamp_micros()) == head.join_requested_at;
+    if unchanged {
+        return Ok(outcome);
+    }
     db.prepare_cached(
         "UPDATE bots SET state = ?1, breakout_return = ?2, recording_state = ?3, \
          transcription_state = ?4, join_requested_at = ?5, \
