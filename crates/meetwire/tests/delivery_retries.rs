@@ -10,22 +10,11 @@ use std::time::{Duration, Instant};
 use common::receiver::{
     all_finished, always, closed_port_url, delivery, delivery_log, fail_then_ok, log_record,
     sandbox_script, wait_delivery, wait_delivery_log, Call, Received, Receiver, Reply,
+    FAST_LOOPBACK as FAST,
 };
 use common::{setup, Api};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-/// A fast schedule (4 attempts: waits of 0.2, 0.4 and 0.8 s, ±20 %), a 1 s timeout, and
-/// loopback receivers allowed.
-const FAST: &[&str] = &[
-    "--retry-schedule",
-    "0.2,0.4,0.8",
-    "--webhook-timeout",
-    "1",
-    "--allow-http-webhooks",
-    "--allow-webhook-cidr",
-    "127.0.0.0/8",
-];
 
 const WAIT: Duration = Duration::from_secs(15);
 

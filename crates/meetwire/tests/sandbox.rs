@@ -3,32 +3,13 @@
 
 mod common;
 
+use common::is_webhook_time;
+
 use std::time::Duration;
 
 use common::{event_types, setup};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-fn is_webhook_time(s: &str) -> bool {
-    // 2025-01-01T12:00:00+00:00, or with .123456 before the offset.
-    let shape = |t: &str| {
-        t.bytes().enumerate().all(|(i, b)| match i {
-            4 | 7 => b == b'-',
-            10 => b == b'T',
-            13 | 16 => b == b':',
-            _ => b.is_ascii_digit(),
-        })
-    };
-    match s.strip_suffix("+00:00") {
-        Some(t) if t.len() == 19 => shape(t),
-        Some(t) if t.len() == 26 => {
-            shape(&t[..19])
-                && t.as_bytes()[19] == b'.'
-                && t[20..].bytes().all(|b| b.is_ascii_digit())
-        }
-        _ => false,
-    }
-}
 
 #[tokio::test]
 async fn standup_produces_the_full_meeting() {

@@ -14,20 +14,11 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use common::receiver::{
     all_finished, log_record, sandbox_script, wait_delivery_log, Received, Receiver,
+    FAST_LOOPBACK as LOOPBACK,
 };
-use common::{create_runner_token, setup, Api};
+use common::{create_runner_token, is_webhook_time, setup, Api};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-
-const LOOPBACK: &[&str] = &[
-    "--retry-schedule",
-    "0.2,0.4,0.8",
-    "--webhook-timeout",
-    "1",
-    "--allow-http-webhooks",
-    "--allow-webhook-cidr",
-    "127.0.0.0/8",
-];
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -156,19 +147,6 @@ fn keys(v: &Value) -> BTreeSet<&str> {
 
 fn set<'a>(names: &[&'a str]) -> BTreeSet<&'a str> {
     names.iter().copied().collect()
-}
-
-/// `2025-01-01T12:00:00+00:00`, or with `.123456` before the offset.
-fn is_webhook_time(s: &str) -> bool {
-    let Some(t) = s.strip_suffix("+00:00") else {
-        return false;
-    };
-    let (main, fraction) = match t.split_once('.') {
-        Some((m, f)) => (m, Some(f)),
-        None => (t, None),
-    };
-    chrono::NaiveDateTime::parse_from_str(main, "%Y-%m-%dT%H:%M:%S").is_ok()
-        && fraction.is_none_or(|f| f.len() == 6 && f.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The `data` shape of spec section 5 for each trigger.

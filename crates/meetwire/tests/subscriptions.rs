@@ -9,20 +9,11 @@ use std::time::Duration;
 
 use common::receiver::{
     all_finished, delivery_log, log_record, sandbox_script, wait_delivery_log, Receiver,
+    FAST_LOOPBACK as LOOPBACK,
 };
 use common::{create_project, setup, Api};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-
-const LOOPBACK: &[&str] = &[
-    "--retry-schedule",
-    "0.2,0.4,0.8",
-    "--webhook-timeout",
-    "1",
-    "--allow-http-webhooks",
-    "--allow-webhook-cidr",
-    "127.0.0.0/8",
-];
 
 const WAIT: Duration = Duration::from_secs(15);
 

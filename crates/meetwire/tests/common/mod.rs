@@ -331,3 +331,16 @@ impl Api {
         self.list_all("/api/v1/bots?page_size=100").await
     }
 }
+
+/// `2025-01-01T12:00:00+00:00`, or with `.123456` before the offset (webhook timestamps).
+pub fn is_webhook_time(s: &str) -> bool {
+    let Some(t) = s.strip_suffix("+00:00") else {
+        return false;
+    };
+    let (main, fraction) = match t.split_once('.') {
+        Some((m, f)) => (m, Some(f)),
+        None => (t, None),
+    };
+    chrono::NaiveDateTime::parse_from_str(main, "%Y-%m-%dT%H:%M:%S").is_ok()
+        && fraction.is_none_or(|f| f.len() == 6 && f.bytes().all(|b| b.is_ascii_digit()))
+}
