@@ -110,12 +110,10 @@ async fn standup_produces_the_full_meeting() {
     assert!(pos(("Carol Zoë", "speech_start")) < pos(("Bob", "speech_stop")));
     for e in events {
         assert!(e["id"].as_str().unwrap().starts_with("pe_"));
-        let expected_data = if e["event_type"] == "join" || e["event_type"] == "leave" {
-            json!({})
-        } else {
-            e["event_data"].clone()
-        };
-        assert_eq!(e["event_data"], expected_data);
+        assert!(e["event_data"].is_object(), "{e}");
+        if e["event_type"] == "join" || e["event_type"] == "leave" {
+            assert_eq!(e["event_data"], json!({}));
+        }
         assert!(e["timestamp_ms"].is_i64());
     }
 

@@ -44,9 +44,6 @@ async fn checkpoint(pool: SqlitePool) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if pool.is_closed() {
-            return;
-        }
         if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
             .execute(&pool)
             .await
@@ -116,12 +113,6 @@ impl SqliteStore {
             options: store_options,
             owed,
         })
-    }
-
-    /// Closes both pools, waiting for connections in use.
-    pub async fn close(&self) {
-        self.writer.close().await;
-        self.reader.close().await;
     }
 }
 
