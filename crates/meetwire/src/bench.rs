@@ -177,6 +177,19 @@ impl ServerProcess {
         self.memory_mib("VmRSS:")
     }
 
+    /// CPU time the server has used so far (user + system), from `/proc/PID/stat`.
+    fn cpu_time(&self) -> Option<Duration> {
+        let pid = self.child.id()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name (which may hold spaces) — utime and stime are the
+        // 14th and 15th fields of the line, in clock ticks (100 per second on Linux).
+        let after_name = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        let ticks: u64 =
+            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        Some(Duration::from_millis(ticks * 10))
+    }
+
     /// A memory figure of `/proc/PID/status` (given in KiB there), in MiB.
     fn memory_mib(&self, field: &str) -> Option<f64> {
         let pid = self.child.id()?;
@@ -466,6 +479,7 @@ async fn throughput(args: &BenchArgs, batch: usize, failing: f64) -> Result<Stri
         sent_ns: (0..args.events).map(|_| AtomicU64::new(0)).collect(),
     });
     let run_start = start.elapsed();
+    let cpu_before = server.cpu_time();
     let ingest = flood(
         &fixture,
         &sends,
@@ -480,12 +494,21 @@ async fn throughput(args: &BenchArgs, batch: usize, failing: f64) -> Result<Stri
     let end_to_end = last_receipt(&receipts).saturating_sub(run_start);
     let delivered = receipts.delivered.load(Ordering::Relaxed);
     let (p50, p99, max) = percentiles(&sends, &receipts);
+    let server_cpu = match (cpu_before, server.cpu_time()) {
+        (Some(before), Some(after)) => format!(
+            "{:.0} µs per event ({:.2} s in all)",
+            (after - before).as_secs_f64() * 1e6 / args.events as f64,
+            (after - before).as_secs_f64()
+        ),
+        _ => "unknown".to_owned(),
+    };
     Ok(format!(
         "events: {events} ({batch} per request, {conc} connections, {bots} bots){failing}\n\
          ingest: {ingest_rate:.0} events/s acknowledged ({ingest:.2} s)\n\
          end to end: {e2e_rate:.0} deliveries/s ({delivered}/{events} delivered{incomplete}, last at {e2e:.2} s)\n\
          attempts: {attempts}\n\
          event→receipt latency: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms\n\
+         server CPU: {server_cpu}\n\
          server peak RSS: {rss:.1} MiB",
         events = args.events,
         conc = args.concurrency,

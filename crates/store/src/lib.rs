@@ -6,6 +6,7 @@
 //! only by a lock in this process, so that several nodes can later share one database.
 
 pub mod error;
+pub mod handoff;
 pub mod model;
 mod page;
 pub mod sqlite;
@@ -134,6 +135,8 @@ pub trait Store: Send + Sync + 'static {
     async fn delivery_stats(&self) -> Result<DeliveryStats>;
     /// Notified whenever a commit makes new deliveries owed.
     fn deliveries_owed(&self) -> Arc<Notify>;
+    /// Deliveries claimed for this process's dispatcher as they become due (see `handoff`).
+    fn handoff(&self) -> Arc<handoff::HandOff>;
 
     async fn list_deliveries(
         &self,

@@ -129,6 +129,7 @@ impl Dispatcher {
     /// Claims and sends until `shutdown`, then waits for attempts in flight.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let owed = self.store.deliveries_owed();
+        tokio::spawn(self.clone().take_handed_off(shutdown.clone()));
         while !*shutdown.borrow() {
             let free = self
                 .slots
@@ -173,6 +174,27 @@ impl Dispatcher {
         .await;
         if drained.is_err() {
             tracing::warn!("attempts still in flight at shutdown; their leases will expire");
+        }
+    }
+
+    /// Starts the deliveries the store claimed for this dispatcher as they became due, and
+    /// gives their credits back once they are in hand (started, or handed back if full).
+    async fn take_handed_off(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        let handoff = self.store.handoff();
+        let lease = chrono::Duration::from_std(self.config.lease()).unwrap_or_default();
+        let Some(mut handed) = handoff.open(self.config.max_in_flight, lease) else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                batch = handed.recv() => {
+                    let Some(batch) = batch else { break };
+                    let taken = batch.len();
+                    self.start_attempts(batch).await;
+                    handoff.give_back(taken);
+                }
+                _ = shutdown.changed() => break,
+            }
         }
     }
 

@@ -65,7 +65,7 @@ pub(super) async fn create(
     if !scheduled {
         let join = BotInput::Event(BotEventRequest::join_requested("api"));
         with_direct(&mut tx, |db| {
-            apply_inputs(db, Actor::System, &id, vec![join], None, options)
+            apply_inputs(db, Actor::System, &id, vec![join], None, options, None)
         })
         .await?;
     }

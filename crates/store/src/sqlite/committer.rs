@@ -1,17 +1,23 @@
 //! Group commit for the hot write path: requests that arrive together are applied in one
-//! transaction and answered only after its single commit — one fsync for many acknowledged
-//! events. A refused request writes nothing (the write path decides before it writes), so it
-//! does not disturb the others in its group.
+//! transaction and answered only once the log sync after it (`syncer`) is done — one fsync for
+//! many acknowledged events, and the writer free for the next group while the disk syncs. A
+//! refused request writes nothing (the write path decides before it writes), so it does not
+//! disturb the others in its group. Deliveries due at once are claimed in the same transaction
+//! and handed to the dispatcher after the sync (`handoff`).
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use serde_json::Value;
 use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use super::direct::{immediate, with_direct};
+use super::checkpoint::restart_if_wanted;
+use super::direct::{relaxed, with_direct};
 use super::records::apply_inputs;
+use super::syncer::Syncer;
 use crate::error::{Result, StoreError};
+use crate::handoff::{HandOff, PreClaims};
 use crate::model::{Actor, BatchOutcome, BotInput, StoreOptions};
 
 /// Most requests committed together.
@@ -47,9 +53,9 @@ pub(super) struct Committer {
 }
 
 impl Committer {
-    pub(super) fn start(pool: SqlitePool, options: StoreOptions, owed: Arc<Notify>) -> Self {
+    pub(super) fn start(pool: SqlitePool, options: StoreOptions, wake: Wake) -> Self {
         let (jobs, rx) = mpsc::channel(4 * MAX_GROUP);
-        tokio::spawn(run(pool, rx, options, owed));
+        tokio::spawn(run(pool, rx, options, wake));
         Committer { jobs }
     }
 
@@ -79,28 +85,78 @@ impl Committer {
     }
 }
 
-async fn run(
-    pool: SqlitePool,
-    mut rx: mpsc::Receiver<Job>,
-    options: StoreOptions,
-    owed: Arc<Notify>,
-) {
+/// Who hears about the deliveries a commit owes: the syncer first, then the dispatcher (in
+/// memory for the pre-claimed ones, by a wake-up for the rest).
+#[derive(Clone)]
+pub(super) struct Wake {
+    pub syncer: Syncer,
+    pub handoff: Arc<HandOff>,
+    pub owed: Arc<Notify>,
+    /// Set by the checkpointer when the writer should start the log over (`checkpoint`).
+    pub restart_log: Arc<AtomicBool>,
+}
+
+async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Job>, options: StoreOptions, wake: Wake) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
         let started = std::time::Instant::now();
-        let outcomes = commit_group(&pool, &mut group, &options).await;
+        let mut claims = wake.handoff.begin();
+        let outcomes = commit_group(&pool, &mut group, &options, claims.as_mut(), &wake).await;
         tracing::debug!(
             jobs = group.len(),
             micros = started.elapsed().as_micros() as u64,
             "group committed"
         );
-        let mut any_owed = false;
-        for (job, outcome) in group.drain(..).zip(outcomes) {
-            any_owed |= outcome.as_ref().is_ok_and(|o| o.deliveries > 0);
-            let _ = job.reply.send(outcome);
+        let committed = outcomes.iter().any(|o| o.is_ok());
+        let any_owed = outcomes
+            .iter()
+            .any(|o| o.as_ref().is_ok_and(|o| o.deliveries > 0));
+        let replies: Vec<_> = group.drain(..).map(|job| job.reply).zip(outcomes).collect();
+        if !committed {
+            // Nothing was written (all refused, or the transaction rolled back).
+            if let Some(claims) = claims {
+                claims.abandon();
+            }
+            for (reply, outcome) in replies {
+                let _ = reply.send(outcome);
+            }
+            continue;
         }
-        if any_owed {
-            owed.notify_one();
+        let owed = any_owed.then(|| wake.owed.clone());
+        wake.syncer.after_sync(Box::new(move |synced| {
+            answer(replies, claims, owed, synced)
+        }));
+    }
+}
+
+/// Answers a group's requests once its commit is durable, and passes its deliveries on; if the
+/// log could not be synced, every request fails (a runner retries, and its ids keep the retry
+/// from storing anything twice) and the pre-claimed rows wait for their lease to expire.
+fn answer(
+    replies: Vec<(oneshot::Sender<Result<BatchOutcome>>, Result<BatchOutcome>)>,
+    claims: Option<PreClaims>,
+    owed: Option<Arc<Notify>>,
+    synced: std::result::Result<(), String>,
+) {
+    match synced {
+        Ok(()) => {
+            for (reply, outcome) in replies {
+                let _ = reply.send(outcome);
+            }
+            if let Some(claims) = claims {
+                claims.deliver();
+            }
+            if let Some(owed) = owed {
+                owed.notify_one();
+            }
+        }
+        Err(e) => {
+            for (reply, _) in replies {
+                let _ = reply.send(Err(StoreError::CommitFailed(e.clone())));
+            }
+            if let Some(claims) = claims {
+                claims.abandon();
+            }
         }
     }
 }
@@ -110,8 +166,10 @@ async fn commit_group(
     pool: &SqlitePool,
     group: &mut [Job],
     options: &StoreOptions,
+    claims: Option<&mut PreClaims>,
+    wake: &Wake,
 ) -> Vec<Result<BatchOutcome>> {
-    match try_commit_group(pool, group, options).await {
+    match try_commit_group(pool, group, options, claims, wake).await {
         Ok(outcomes) => outcomes,
         Err(e) => {
             tracing::error!(error = %e, jobs = group.len(), "group commit failed");
@@ -128,16 +186,26 @@ async fn try_commit_group(
     pool: &SqlitePool,
     group: &mut [Job],
     options: &StoreOptions,
+    mut claims: Option<&mut PreClaims>,
+    wake: &Wake,
 ) -> Result<Vec<Result<BatchOutcome>>> {
     let mut conn = pool.acquire().await?;
     with_direct(&mut conn, |db| {
-        immediate(db, |db| {
+        restart_if_wanted(db, &wake.restart_log)?;
+        relaxed(db, |db| {
             let mut outcomes = Vec::with_capacity(group.len());
             for job in group.iter_mut() {
                 let inputs = std::mem::take(&mut job.inputs);
                 let cursor = job.cursor.take();
-                let outcome =
-                    apply_inputs(db, job.actor.borrow(), &job.bot_id, inputs, cursor, options);
+                let outcome = apply_inputs(
+                    db,
+                    job.actor.borrow(),
+                    &job.bot_id,
+                    inputs,
+                    cursor,
+                    options,
+                    claims.as_deref_mut(),
+                );
                 // A refusal wrote nothing; a database failure fails the whole group.
                 match outcome {
                     Err(StoreError::Sqlite(e)) => return Err(StoreError::Sqlite(e)),

@@ -14,8 +14,10 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 
 use super::direct::{relaxed, with_direct};
+use super::syncer::Syncer;
 
 use crate::error::{Result, StoreError};
+use crate::handoff::PreClaims;
 use crate::model::{
     AttemptOutcome, AttemptResult, ClaimedDelivery, DeliveryAttempt, DeliveryDetail,
     DeliveryFilter, DeliveryStats, DeliveryStatus, DeliverySummary, Page, PageRequest,
@@ -23,17 +25,44 @@ use crate::model::{
 };
 use crate::page;
 
+/// Claims due deliveries; returns them once the events they carry are durable (the claim may
+/// see a group commit whose log sync is still running).
 pub(super) async fn claim(
     pool: &SqlitePool,
+    syncer: &Syncer,
     limit: u32,
     lease_until: Timestamp,
 ) -> Result<Vec<ClaimedDelivery>> {
     let token = uuid::Uuid::new_v4().to_string();
     let mut conn = pool.acquire().await?;
-    with_direct(&mut conn, |db| {
+    let claimed = with_direct(&mut conn, |db| {
         relaxed(db, |db| claim_direct(db, &token, limit, lease_until))
     })
-    .await
+    .await?;
+    drop(conn);
+    if !claimed.is_empty() {
+        syncer.durable().await.map_err(StoreError::CommitFailed)?;
+    }
+    Ok(claimed)
+}
+
+/// The columns `claimed_from_row` reads, in its order.
+const CLAIMED_COLUMNS: &str =
+    "seq, idempotency_key, project_id, subscription_id, body, attempts, max_attempts";
+
+fn claimed_from_row(row: &rusqlite::Row<'_>, token: &str) -> rusqlite::Result<ClaimedDelivery> {
+    Ok(ClaimedDelivery {
+        seq: row.get(0)?,
+        claim_token: token.to_owned(),
+        idempotency_key: row.get(1)?,
+        project_id: row.get(2)?,
+        subscription_id: row.get(3)?,
+        body: row.get(4)?,
+        attempts: row.get(5)?,
+        max_attempts: row.get(6)?,
+        url: None,
+        subscription_active: false,
+    })
 }
 
 fn claim_direct(
@@ -42,12 +71,11 @@ fn claim_direct(
     limit: u32,
     lease_until: Timestamp,
 ) -> Result<Vec<ClaimedDelivery>> {
-    let mut claim = db.prepare_cached(
+    let mut claim = db.prepare_cached(&format!(
         "UPDATE deliveries SET claim_token = ?1, next_attempt_at = ?2 WHERE seq IN \
          (SELECT seq FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?3 \
-          ORDER BY next_attempt_at LIMIT ?4) \
-         RETURNING seq, idempotency_key, project_id, subscription_id, body, attempts, max_attempts",
-    )?;
+          ORDER BY next_attempt_at LIMIT ?4) RETURNING {CLAIMED_COLUMNS}"
+    ))?;
     let params = rusqlite::params![
         token,
         lease_until.timestamp_micros(),
@@ -55,26 +83,19 @@ fn claim_direct(
         i64::from(limit)
     ];
     let mut claimed = claim
-        .query_map(params, |row| {
-            Ok(ClaimedDelivery {
-                seq: row.get(0)?,
-                claim_token: token.to_owned(),
-                idempotency_key: row.get(1)?,
-                project_id: row.get(2)?,
-                subscription_id: row.get(3)?,
-                body: row.get(4)?,
-                attempts: row.get(5)?,
-                max_attempts: row.get(6)?,
-                url: None,
-                subscription_active: false,
-            })
-        })?
+        .query_map(params, |row| claimed_from_row(row, token))?
         .collect::<Result<Vec<_>, _>>()?;
-    // The subscription as it is now: a changed URL or a deactivation applies to pending rows.
+    attach_subscriptions(db, &mut claimed)?;
+    Ok(claimed)
+}
+
+/// Fills in each claimed delivery's subscription as it is now: a changed URL or a deactivation
+/// applies to pending rows.
+fn attach_subscriptions(db: &rusqlite::Connection, claimed: &mut [ClaimedDelivery]) -> Result<()> {
     let mut lookup =
         db.prepare_cached("SELECT url, is_active FROM webhook_subscriptions WHERE id = ?1")?;
     let mut seen: HashMap<String, (Option<String>, bool)> = HashMap::new();
-    for delivery in &mut claimed {
+    for delivery in claimed {
         if !seen.contains_key(&delivery.subscription_id) {
             let found = lookup
                 .query_row([&delivery.subscription_id], |row| {
@@ -89,7 +110,7 @@ fn claim_direct(
             delivery.subscription_active = *active;
         }
     }
-    Ok(claimed)
+    Ok(())
 }
 
 /// Hands claimed deliveries back unattempted, each due again at its time (endpoint saturated).
@@ -110,20 +131,30 @@ pub(super) async fn release(pool: &SqlitePool, claims: &[(i64, String, Timestamp
     .await
 }
 
-/// Writes attempt results; returns how many waiting deliveries they made due (ordering).
-pub(super) async fn record_results(pool: &SqlitePool, results: &[AttemptResult]) -> Result<usize> {
+/// Writes attempt results. A finished stream head frees the next delivery of its stream
+/// (ordering): it is claimed for the dispatcher in `claims` while the dispatcher has room (and
+/// handed over once durable), else made due. Returns how many were made due.
+pub(super) async fn record_results(
+    pool: &SqlitePool,
+    results: &[AttemptResult],
+    mut claims: Option<&mut PreClaims>,
+) -> Result<usize> {
     let mut conn = pool.acquire().await?;
     with_direct(&mut conn, |db| {
         relaxed(db, |db| {
-            results
-                .iter()
-                .try_fold(0, |released, r| Ok(released + record_result(db, r)?))
+            results.iter().try_fold(0, |due, r| {
+                Ok(due + record_result(db, r, claims.as_deref_mut())?)
+            })
         })
     })
     .await
 }
 
-fn record_result(db: &rusqlite::Connection, r: &AttemptResult) -> Result<usize> {
+fn record_result(
+    db: &rusqlite::Connection,
+    r: &AttemptResult,
+    claims: Option<&mut PreClaims>,
+) -> Result<usize> {
     let at = r.attempted_at.timestamp_micros();
     let (status, next_at, succeeded_at) = match r.outcome {
         AttemptOutcome::Success => (DeliveryStatus::Success, None, Some(at)),
@@ -172,16 +203,9 @@ fn record_result(db: &rusqlite::Connection, r: &AttemptResult) -> Result<usize> 
         r.error_message,
         r.response_body,
     ])?;
-    let mut released = 0;
+    let mut made_due = 0;
     if let (Some(stream), false) = (stream, status == DeliveryStatus::Pending) {
-        // The stream's head finished: the next delivery waiting behind it becomes due.
-        released = db
-            .prepare_cached(
-                "UPDATE deliveries SET next_attempt_at = ?1 WHERE seq = \
-             (SELECT seq FROM deliveries WHERE stream = ?2 AND status = 'pending' \
-              ORDER BY seq LIMIT 1) AND next_attempt_at IS NULL",
-            )?
-            .execute(rusqlite::params![at, stream])?;
+        made_due = free_next(db, &stream, at, claims)?;
     }
     if let Some(reason) = &r.disable_subscription {
         db.prepare_cached(
@@ -190,7 +214,37 @@ fn record_result(db: &rusqlite::Connection, r: &AttemptResult) -> Result<usize> 
         )?
         .execute(rusqlite::params![reason, at, subscription])?;
     }
-    Ok(released)
+    Ok(made_due)
+}
+
+/// The stream's head finished: the next delivery waiting behind it is claimed for the
+/// dispatcher if it has room, else made due. Returns 1 if it was made due.
+fn free_next(
+    db: &rusqlite::Connection,
+    stream: &str,
+    at: i64,
+    claims: Option<&mut PreClaims>,
+) -> Result<usize> {
+    const NEXT: &str = "WHERE seq = (SELECT seq FROM deliveries WHERE stream = ?2 \
+        AND status = 'pending' ORDER BY seq LIMIT 1) AND next_attempt_at IS NULL";
+    if let Some(claims) = claims.and_then(|c| c.reserve().then_some(c)) {
+        let mut claim = db.prepare_cached(&format!(
+            "UPDATE deliveries SET next_attempt_at = ?1, claim_token = ?3 {NEXT} \
+             RETURNING {CLAIMED_COLUMNS}"
+        ))?;
+        let params = rusqlite::params![claims.lease_until.timestamp_micros(), stream, claims.token];
+        let mut next = claim
+            .query_map(params, |row| claimed_from_row(row, &claims.token))?
+            .collect::<Result<Vec<_>, _>>()?;
+        attach_subscriptions(db, &mut next)?;
+        claims.claimed.append(&mut next);
+        return Ok(0);
+    }
+    Ok(db
+        .prepare_cached(&format!(
+            "UPDATE deliveries SET next_attempt_at = ?1 {NEXT}"
+        ))?
+        .execute(rusqlite::params![at, stream])?)
 }
 
 /// When the earliest pending delivery becomes due (for the dispatcher's sleep).

@@ -55,9 +55,9 @@ pub(super) fn immediate<T>(
     }
 }
 
-/// Bookkeeping that a crash may lose without losing an event (a claim or an attempt result:
-/// at worst a delivery is tried again) commits without waiting for the disk; the next
-/// event commit syncs the log, and with it these writes, in order.
+/// Commits without waiting for the disk. For bookkeeping a crash may lose without losing an
+/// event (a claim or an attempt result: at worst a delivery is tried again), and for event
+/// groups, which are acknowledged only after the syncer's fsync of the log covers them.
 pub(super) fn relaxed<T>(
     db: &rusqlite::Connection,
     work: impl FnOnce(&rusqlite::Connection) -> Result<T>,

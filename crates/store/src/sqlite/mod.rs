@@ -6,6 +6,7 @@
 //! when another process (an admin command) writes to the same file.
 
 mod bots;
+mod checkpoint;
 mod committer;
 mod credentials;
 mod deliveries;
@@ -14,9 +15,11 @@ mod outbox;
 mod records;
 mod rows;
 mod subscriptions;
+mod syncer;
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,31 +30,13 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 use tokio::sync::Notify;
 
-use committer::Committer;
+use committer::{Committer, Wake};
+use syncer::Syncer;
 
 use crate::error::Result;
+use crate::handoff::HandOff;
 use crate::model::*;
 use crate::Store;
-
-/// How often the log is copied back into the database file.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
-
-/// Copies the write-ahead log into the database file on its own connection, off the commit
-/// path: a checkpoint run by a commit (SQLite's default) made that commit wait for the copy
-/// and an fsync of the database file. PASSIVE never blocks writers or readers.
-async fn checkpoint(pool: SqlitePool) {
-    let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&pool)
-            .await
-        {
-            tracing::warn!(error = %e, "checkpoint failed");
-        }
-    }
-}
 
 /// The database file's name inside the data directory.
 pub const DATABASE_FILE: &str = "meetwire.sqlite3";
@@ -66,6 +51,8 @@ pub struct SqliteStore {
     committer: Committer,
     options: StoreOptions,
     owed: Arc<Notify>,
+    syncer: Syncer,
+    handoff: Arc<HandOff>,
 }
 
 impl SqliteStore {
@@ -83,15 +70,17 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        // The writer keeps the hot indexes in memory (32 MiB of page cache) and leaves
+        // The writer keeps the hot index pages in memory (8 MiB of page cache; SQLite scans its
+        // whole cache at the end of some transactions, so more is slower) and leaves
         // checkpoints to the checkpointer, so no commit waits for one.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(
                 options
                     .clone()
-                    .pragma("cache_size", "-32768")
-                    .pragma("wal_autocheckpoint", "0"),
+                    .pragma("cache_size", "-8192")
+                    .pragma("wal_autocheckpoint", "0")
+                    .pragma("journal_size_limit", "67108864"),
             )
             .await?;
         MIGRATOR.run(&writer).await?;
@@ -99,19 +88,27 @@ impl SqliteStore {
             .max_connections(1)
             .connect_with(options.clone())
             .await?;
-        tokio::spawn(checkpoint(checkpointer));
+        let restart_log = Arc::new(AtomicBool::new(false));
+        tokio::spawn(checkpoint::run(checkpointer, restart_log.clone()));
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
-        let owed = Arc::new(Notify::new());
-        let committer = Committer::start(writer.clone(), store_options.clone(), owed.clone());
+        let wake = Wake {
+            syncer: Syncer::start(data_dir.join(format!("{DATABASE_FILE}-wal"))),
+            handoff: Arc::new(HandOff::default()),
+            owed: Arc::new(Notify::new()),
+            restart_log,
+        };
+        let committer = Committer::start(writer.clone(), store_options.clone(), wake.clone());
         Ok(SqliteStore {
             writer,
             reader,
             committer,
             options: store_options,
-            owed,
+            owed: wake.owed,
+            syncer: wake.syncer,
+            handoff: wake.handoff,
         })
     }
 }
@@ -274,7 +271,7 @@ impl Store for SqliteStore {
         limit: u32,
         lease_until: Timestamp,
     ) -> Result<Vec<ClaimedDelivery>> {
-        deliveries::claim(&self.writer, limit, lease_until).await
+        deliveries::claim(&self.writer, &self.syncer, limit, lease_until).await
     }
 
     async fn release_deliveries(&self, claims: &[(i64, String, Timestamp)]) -> Result<()> {
@@ -282,8 +279,22 @@ impl Store for SqliteStore {
     }
 
     async fn record_attempts(&self, results: &[AttemptResult]) -> Result<()> {
-        // Results can make waiting deliveries (ordering) due: wake the dispatcher for them.
-        if deliveries::record_results(&self.writer, results).await? > 0 {
+        let mut claims = self.handoff.begin();
+        let made_due = deliveries::record_results(&self.writer, results, claims.as_mut()).await;
+        // Results can free waiting deliveries (ordering): hand over the ones claimed for the
+        // dispatcher once durable, and wake it for the others.
+        match (claims, &made_due) {
+            (Some(claims), Ok(_)) if !claims.claimed.is_empty() => {
+                self.syncer.after_sync(Box::new(move |synced| match synced {
+                    Ok(()) => claims.deliver(),
+                    Err(_) => claims.abandon(),
+                }));
+            }
+            (Some(claims), Ok(_)) => claims.deliver(),
+            (Some(claims), Err(_)) => claims.abandon(),
+            (None, _) => {}
+        }
+        if made_due? > 0 {
             self.owed.notify_one();
         }
         Ok(())
@@ -299,6 +310,10 @@ impl Store for SqliteStore {
 
     fn deliveries_owed(&self) -> Arc<Notify> {
         self.owed.clone()
+    }
+
+    fn handoff(&self) -> Arc<HandOff> {
+        self.handoff.clone()
     }
 
     async fn list_deliveries(

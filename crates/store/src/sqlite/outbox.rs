@@ -10,12 +10,19 @@ use serde_json::{Map, Value};
 
 use super::subscriptions::trigger_mask;
 use crate::error::Result;
-use crate::model::{DeliveryStatus, StoreOptions};
+use crate::handoff::PreClaims;
+use crate::model::{ClaimedDelivery, DeliveryStatus, StoreOptions};
 
 /// The subscriptions that receive a bot's events: its own active bot-level ones if it has any
 /// bot-level subscription at all, else the project's active project-level ones.
 pub(super) struct Recipients {
-    subscriptions: Vec<(String, i64)>,
+    subscriptions: Vec<Recipient>,
+}
+
+struct Recipient {
+    id: String,
+    url: String,
+    triggers: i64,
 }
 
 impl Recipients {
@@ -25,24 +32,24 @@ impl Recipients {
         bot_id: &str,
     ) -> Result<Self> {
         let mut stmt = db.prepare_cached(
-            "SELECT id, triggers, is_active, bot_id IS NOT NULL FROM webhook_subscriptions \
+            "SELECT id, url, triggers, is_active, bot_id IS NOT NULL FROM webhook_subscriptions \
              WHERE bot_id = ?1 OR (project_id = ?2 AND bot_id IS NULL) ORDER BY seq",
         )?;
         let rows = stmt
             .query_map([bot_id, project_id], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, i64>(1)?,
-                    row.get::<_, bool>(2)?,
-                    row.get::<_, bool>(3)?,
-                ))
+                let recipient = Recipient {
+                    id: row.get(0)?,
+                    url: row.get(1)?,
+                    triggers: row.get(2)?,
+                };
+                Ok((recipient, row.get::<_, bool>(3)?, row.get::<_, bool>(4)?))
             })?
             .collect::<Result<Vec<_>, _>>()?;
-        let bot_level = rows.iter().any(|(_, _, _, own)| *own);
+        let bot_level = rows.iter().any(|(_, _, own)| *own);
         let subscriptions = rows
             .into_iter()
-            .filter(|(_, _, active, own)| *active && *own == bot_level)
-            .map(|(id, triggers, _, _)| (id, triggers))
+            .filter(|(_, active, own)| *active && *own == bot_level)
+            .map(|(recipient, _, _)| recipient)
             .collect();
         Ok(Recipients { subscriptions })
     }
@@ -58,20 +65,23 @@ pub(super) struct BotEvent<'a> {
     pub data: &'a Value,
 }
 
-/// Inserts the deliveries owed for `event`; returns how many.
+/// Inserts the deliveries owed for `event`; returns how many. A delivery that is due at once
+/// is claimed for the dispatcher in `claims` while it has room (see `handoff`).
 pub(super) fn enqueue(
     db: &rusqlite::Connection,
     recipients: &Recipients,
     event: &BotEvent<'_>,
     at: &Timestamp,
     options: &StoreOptions,
+    mut claims: Option<&mut PreClaims>,
 ) -> Result<usize> {
     let bit = trigger_mask(&[event.trigger]);
     let mut owed = 0;
-    for (subscription_id, triggers) in &recipients.subscriptions {
-        if triggers & bit == 0 {
+    for recipient in &recipients.subscriptions {
+        if recipient.triggers & bit == 0 {
             continue;
         }
+        let subscription_id = &recipient.id;
         let key = uuid::Uuid::new_v4().to_string();
         let envelope = bot_envelope(
             &key,
@@ -87,10 +97,23 @@ pub(super) fn enqueue(
             Some(stream) => has_pending(db, stream)?,
             None => false,
         };
+        let pre_claim = match claims.as_deref_mut() {
+            Some(claims) if !waiting => claims.reserve().then_some(claims),
+            _ => None,
+        };
+        let (next_attempt_at, claim_token) = match &pre_claim {
+            Some(claims) => (
+                Some(claims.lease_until.timestamp_micros()),
+                Some(claims.token.as_str()),
+            ),
+            None => ((!waiting).then(|| at.timestamp_micros()), None),
+        };
+        let body = canonical_json(&envelope);
         let mut insert = db.prepare_cached(
             "INSERT INTO deliveries (idempotency_key, project_id, subscription_id, bot_id, \
-             record_seq, trigger, body, stream, status, max_attempts, next_attempt_at, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+             record_seq, trigger, body, stream, status, max_attempts, next_attempt_at, \
+             claim_token, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
         )?;
         insert.execute(rusqlite::params![
             key,
@@ -99,13 +122,29 @@ pub(super) fn enqueue(
             event.bot_id,
             event.record_seq,
             event.trigger.as_int(),
-            canonical_json(&envelope),
+            body,
             stream,
             DeliveryStatus::Pending.code(),
             i64::from(options.max_attempts),
-            (!waiting).then(|| at.timestamp_micros()),
+            next_attempt_at,
+            claim_token,
             at.timestamp_micros(),
         ])?;
+        if let Some(claims) = pre_claim {
+            let delivery = ClaimedDelivery {
+                seq: db.last_insert_rowid(),
+                claim_token: claims.token.clone(),
+                idempotency_key: key,
+                project_id: event.project_id.to_owned(),
+                subscription_id: subscription_id.clone(),
+                url: Some(recipient.url.clone()),
+                subscription_active: true,
+                body,
+                attempts: 0,
+                max_attempts: options.max_attempts,
+            };
+            claims.claimed.push(delivery);
+        }
         owed += 1;
     }
     Ok(owed)

@@ -19,6 +19,7 @@ use sqlx::{Row, SqlitePool};
 
 use super::outbox::{enqueue, BotEvent, Recipients};
 use crate::error::{Result, StoreError};
+use crate::handoff::PreClaims;
 use crate::model::{Actor, BatchOutcome, BotInput, Page, PageRequest, StoreOptions, StoredRecord};
 use crate::page;
 
@@ -80,6 +81,7 @@ pub(super) fn apply_inputs(
     inputs: Vec<BotInput>,
     cursor: Option<Value>,
     options: &StoreOptions,
+    mut claims: Option<&mut PreClaims>,
 ) -> Result<BatchOutcome> {
     let head = load_head(db, bot_id)?;
     let allowed = match actor {
@@ -158,7 +160,8 @@ pub(super) fn apply_inputs(
                 trigger,
                 data: &record.payload,
             };
-            outcome.deliveries += enqueue(db, recipients, &event, &at, options)?;
+            outcome.deliveries +=
+                enqueue(db, recipients, &event, &at, options, claims.as_deref_mut())?;
         }
     }
     let BotProgress {

@@ -1,0 +1,153 @@
+//! Deliveries handed straight from the transaction that makes them due to this process's
+//! dispatcher, already claimed under a lease. Without it every fresh delivery cost a claim
+//! query and a claim commit of its own on the single writer; with it the dispatcher starts the
+//! delivery from memory. The lease in the row still covers a crash (another worker takes the
+//! delivery over when it expires), and credits bound how many are in transit in memory: the
+//! dispatcher grants them and gives one back for each delivery it has taken in hand.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use meetwire_core::time::{now, Timestamp};
+use tokio::sync::mpsc;
+
+use crate::model::ClaimedDelivery;
+
+/// Where handed-off deliveries go, and how long their claims last.
+struct Route {
+    deliveries: mpsc::UnboundedSender<Vec<ClaimedDelivery>>,
+    lease: chrono::Duration,
+}
+
+/// The store's side of the hand-off; closed (nothing pre-claimed) until a dispatcher opens it.
+#[derive(Default)]
+pub struct HandOff {
+    credits: AtomicUsize,
+    route: OnceLock<Route>,
+}
+
+impl HandOff {
+    /// Opens the hand-off for a dispatcher that will hold at most `credits` handed-off
+    /// deliveries at once, each claimed for `lease`. Only the first caller gets the receiver.
+    pub fn open(
+        &self,
+        credits: usize,
+        lease: chrono::Duration,
+    ) -> Option<mpsc::UnboundedReceiver<Vec<ClaimedDelivery>>> {
+        let (deliveries, receiver) = mpsc::unbounded_channel();
+        self.route.set(Route { deliveries, lease }).ok()?;
+        self.credits.store(credits, Ordering::Release);
+        Some(receiver)
+    }
+
+    /// Returns credits for deliveries the dispatcher has taken in hand.
+    pub fn give_back(&self, credits: usize) {
+        self.credits.fetch_add(credits, Ordering::AcqRel);
+    }
+
+    /// Starts collecting pre-claims for one transaction, if a dispatcher is listening.
+    pub(crate) fn begin(self: &Arc<Self>) -> Option<PreClaims> {
+        let route = self.route.get()?;
+        Some(PreClaims {
+            handoff: self.clone(),
+            token: uuid::Uuid::new_v4().to_string(),
+            lease_until: now() + route.lease,
+            claimed: Vec::new(),
+            reserved: 0,
+        })
+    }
+
+    /// Takes one credit, if any is left.
+    fn take_credit(&self) -> bool {
+        self.credits
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| c.checked_sub(1))
+            .is_ok()
+    }
+}
+
+/// The deliveries one transaction claimed for the dispatcher, under one token and lease.
+pub(crate) struct PreClaims {
+    handoff: Arc<HandOff>,
+    pub token: String,
+    pub lease_until: Timestamp,
+    pub claimed: Vec<ClaimedDelivery>,
+    reserved: usize,
+}
+
+impl PreClaims {
+    /// Reserves room for one more pre-claimed delivery; false when the dispatcher is full. A
+    /// reservation left unused comes back when the claims are delivered.
+    pub fn reserve(&mut self) -> bool {
+        let granted = self.handoff.take_credit();
+        self.reserved += usize::from(granted);
+        granted
+    }
+
+    /// Hands the deliveries of a durable transaction to the dispatcher. If it has gone, the
+    /// rows stay claimed until their lease expires and are then taken over.
+    pub fn deliver(self) {
+        let handoff = self.handoff;
+        handoff.give_back(self.reserved - self.claimed.len());
+        if self.claimed.is_empty() {
+            return;
+        }
+        if let Some(route) = handoff.route.get() {
+            let _ = route.deliveries.send(self.claimed);
+        }
+    }
+
+    /// Gives back the credits of a transaction that did not commit or did not become durable.
+    pub fn abandon(self) {
+        self.handoff.give_back(self.reserved);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claimed(seq: i64) -> ClaimedDelivery {
+        ClaimedDelivery {
+            seq,
+            claim_token: "t".into(),
+            idempotency_key: format!("k{seq}"),
+            project_id: "p".into(),
+            subscription_id: "s".into(),
+            url: None,
+            subscription_active: true,
+            body: "{}".into(),
+            attempts: 0,
+            max_attempts: 4,
+        }
+    }
+
+    #[test]
+    fn closed_until_a_dispatcher_opens_it() {
+        let handoff = Arc::new(HandOff::default());
+        assert!(handoff.begin().is_none());
+        assert!(handoff.open(2, chrono::Duration::seconds(5)).is_some());
+        assert!(handoff.open(2, chrono::Duration::seconds(5)).is_none());
+        assert!(handoff.begin().is_some());
+    }
+
+    #[test]
+    fn credits_bound_what_is_in_transit_and_come_back() {
+        let handoff = Arc::new(HandOff::default());
+        let mut rx = handoff.open(2, chrono::Duration::seconds(5)).unwrap();
+        let mut claims = handoff.begin().unwrap();
+        assert!(claims.reserve());
+        assert!(claims.reserve());
+        assert!(!claims.reserve(), "only two credits");
+        claims.claimed.push(claimed(1));
+        claims.deliver();
+        // One reservation went unused and came back at once; the delivered one is out.
+        let mut next = handoff.begin().unwrap();
+        assert!(next.reserve());
+        assert!(!next.reserve());
+        next.abandon();
+        assert_eq!(rx.try_recv().unwrap().len(), 1);
+        handoff.give_back(1);
+        let mut again = handoff.begin().unwrap();
+        assert!(again.reserve() && again.reserve());
+    }
+}
