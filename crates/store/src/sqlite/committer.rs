@@ -9,11 +9,10 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use serde_json::Value;
-use sqlx::SqlitePool;
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::checkpoint::restart_if_wanted;
-use super::direct::{relaxed, with_direct};
+use super::direct::{relaxed, HotWriter};
 use super::records::apply_inputs;
 use super::syncer::Syncer;
 use crate::error::{Result, StoreError};
@@ -53,9 +52,9 @@ pub(super) struct Committer {
 }
 
 impl Committer {
-    pub(super) fn start(pool: SqlitePool, options: StoreOptions, wake: Wake) -> Self {
+    pub(super) fn start(writer: HotWriter, options: StoreOptions, wake: Wake) -> Self {
         let (jobs, rx) = mpsc::channel(4 * MAX_GROUP);
-        tokio::spawn(run(pool, rx, options, wake));
+        tokio::spawn(run(writer, rx, options, wake));
         Committer { jobs }
     }
 
@@ -96,12 +95,12 @@ pub(super) struct Wake {
     pub restart_log: Arc<AtomicBool>,
 }
 
-async fn run(pool: SqlitePool, mut rx: mpsc::Receiver<Job>, options: StoreOptions, wake: Wake) {
+async fn run(writer: HotWriter, mut rx: mpsc::Receiver<Job>, options: StoreOptions, wake: Wake) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
         let started = std::time::Instant::now();
         let mut claims = wake.handoff.begin();
-        let outcomes = commit_group(&pool, &mut group, &options, claims.as_mut(), &wake).await;
+        let outcomes = commit_group(&writer, &mut group, &options, claims.as_mut(), &wake).await;
         tracing::debug!(
             jobs = group.len(),
             micros = started.elapsed().as_micros() as u64,
@@ -163,13 +162,13 @@ fn answer(
 
 /// Applies every job in one transaction; returns each job's outcome in order.
 async fn commit_group(
-    pool: &SqlitePool,
+    writer: &HotWriter,
     group: &mut [Job],
     options: &StoreOptions,
     claims: Option<&mut PreClaims>,
     wake: &Wake,
 ) -> Vec<Result<BatchOutcome>> {
-    match try_commit_group(pool, group, options, claims, wake).await {
+    match try_commit_group(writer, group, options, claims, wake).await {
         Ok(outcomes) => outcomes,
         Err(e) => {
             tracing::error!(error = %e, jobs = group.len(), "group commit failed");
@@ -183,37 +182,39 @@ async fn commit_group(
 }
 
 async fn try_commit_group(
-    pool: &SqlitePool,
+    writer: &HotWriter,
     group: &mut [Job],
     options: &StoreOptions,
     mut claims: Option<&mut PreClaims>,
     wake: &Wake,
 ) -> Result<Vec<Result<BatchOutcome>>> {
-    let mut conn = pool.acquire().await?;
-    with_direct(&mut conn, |db| {
-        restart_if_wanted(db, &wake.restart_log)?;
-        relaxed(db, |db| {
-            let mut outcomes = Vec::with_capacity(group.len());
-            for job in group.iter_mut() {
-                let inputs = std::mem::take(&mut job.inputs);
-                let cursor = job.cursor.take();
-                let outcome = apply_inputs(
-                    db,
-                    job.actor.borrow(),
-                    &job.bot_id,
-                    inputs,
-                    cursor,
-                    options,
-                    claims.as_deref_mut(),
-                );
-                // A refusal wrote nothing; a database failure fails the whole group.
-                match outcome {
-                    Err(StoreError::Sqlite(e)) => return Err(StoreError::Sqlite(e)),
-                    outcome => outcomes.push(outcome),
+    writer
+        .run(|db| {
+            restart_if_wanted(db, &wake.restart_log)?;
+            let outcomes = relaxed(db, |db| {
+                let mut outcomes = Vec::with_capacity(group.len());
+                for job in group.iter_mut() {
+                    let inputs = std::mem::take(&mut job.inputs);
+                    let cursor = job.cursor.take();
+                    let outcome = apply_inputs(
+                        db,
+                        job.actor.borrow(),
+                        &job.bot_id,
+                        inputs,
+                        cursor,
+                        options,
+                        claims.as_deref_mut(),
+                    );
+                    // A refusal wrote nothing; a database failure fails the whole group.
+                    match outcome {
+                        Err(StoreError::Sqlite(e)) => return Err(StoreError::Sqlite(e)),
+                        outcome => outcomes.push(outcome),
+                    }
                 }
-            }
+                Ok(outcomes)
+            })?;
+            wake.syncer.note_commit();
             Ok(outcomes)
         })
-    })
-    .await
+        .await
 }

@@ -13,7 +13,7 @@ use rusqlite::OptionalExtension;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 
-use super::direct::{relaxed, with_direct};
+use super::direct::{relaxed, HotWriter};
 use super::syncer::Syncer;
 
 use crate::error::{Result, StoreError};
@@ -28,18 +28,15 @@ use crate::page;
 /// Claims due deliveries; returns them once the events they carry are durable (the claim may
 /// see a group commit whose log sync is still running).
 pub(super) async fn claim(
-    pool: &SqlitePool,
+    writer: &HotWriter,
     syncer: &Syncer,
     limit: u32,
     lease_until: Timestamp,
 ) -> Result<Vec<ClaimedDelivery>> {
     let token = uuid::Uuid::new_v4().to_string();
-    let mut conn = pool.acquire().await?;
-    let claimed = with_direct(&mut conn, |db| {
-        relaxed(db, |db| claim_direct(db, &token, limit, lease_until))
-    })
-    .await?;
-    drop(conn);
+    let claimed = writer
+        .run(|db| relaxed(db, |db| claim_direct(db, &token, limit, lease_until)))
+        .await?;
     if !claimed.is_empty() {
         syncer.durable().await.map_err(StoreError::CommitFailed)?;
     }
@@ -114,40 +111,40 @@ fn attach_subscriptions(db: &rusqlite::Connection, claimed: &mut [ClaimedDeliver
 }
 
 /// Hands claimed deliveries back unattempted, each due again at its time (endpoint saturated).
-pub(super) async fn release(pool: &SqlitePool, claims: &[(i64, String, Timestamp)]) -> Result<()> {
-    let mut conn = pool.acquire().await?;
-    with_direct(&mut conn, |db| {
-        relaxed(db, |db| {
-            let mut stmt = db.prepare_cached(
-                "UPDATE deliveries SET next_attempt_at = ?1, claim_token = NULL \
+pub(super) async fn release(writer: &HotWriter, claims: &[(i64, String, Timestamp)]) -> Result<()> {
+    writer
+        .run(|db| {
+            relaxed(db, |db| {
+                let mut stmt = db.prepare_cached(
+                    "UPDATE deliveries SET next_attempt_at = ?1, claim_token = NULL \
                  WHERE seq = ?2 AND claim_token = ?3",
-            )?;
-            for (seq, token, until) in claims {
-                stmt.execute(rusqlite::params![until.timestamp_micros(), seq, token])?;
-            }
-            Ok(())
+                )?;
+                for (seq, token, until) in claims {
+                    stmt.execute(rusqlite::params![until.timestamp_micros(), seq, token])?;
+                }
+                Ok(())
+            })
         })
-    })
-    .await
+        .await
 }
 
 /// Writes attempt results. A finished stream head frees the next delivery of its stream
 /// (ordering): it is claimed for the dispatcher in `claims` while the dispatcher has room (and
 /// handed over once durable), else made due. Returns how many were made due.
 pub(super) async fn record_results(
-    pool: &SqlitePool,
+    writer: &HotWriter,
     results: &[AttemptResult],
     mut claims: Option<&mut PreClaims>,
 ) -> Result<usize> {
-    let mut conn = pool.acquire().await?;
-    with_direct(&mut conn, |db| {
-        relaxed(db, |db| {
-            results.iter().try_fold(0, |due, r| {
-                Ok(due + record_result(db, r, claims.as_deref_mut())?)
+    writer
+        .run(|db| {
+            relaxed(db, |db| {
+                results.iter().try_fold(0, |due, r| {
+                    Ok(due + record_result(db, r, claims.as_deref_mut())?)
+                })
             })
         })
-    })
-    .await
+        .await
 }
 
 fn record_result(
