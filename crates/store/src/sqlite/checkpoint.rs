@@ -4,8 +4,8 @@
 //! writers or readers. But under a steady stream of commits a background checkpoint never
 //! catches up with the end of the log, so SQLite never starts the log over and it grows
 //! without bound — every commit then extends the file (block allocation and zeroing in the
-//! kernel) and the log index grows with it. When the log is long, the writer therefore
-//! finishes the checkpoint itself between two transactions (copying only what was written
+//! kernel) and the log index grows with it. When the log is long, the hot-path writer therefore
+//! finishes the checkpoint itself before its next transaction (copying only what was written
 //! since the last background pass), and its next commit starts the log from the beginning.
 
 use std::sync::atomic::{AtomicBool, Ordering};

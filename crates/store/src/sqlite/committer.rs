@@ -5,13 +5,11 @@
 //! disturb the others in its group. Deliveries due at once are claimed in the same transaction
 //! and handed to the dispatcher after the sync (`handoff`).
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use super::checkpoint::restart_if_wanted;
 use super::direct::{relaxed, HotWriter};
 use super::records::apply_inputs;
 use super::syncer::Syncer;
@@ -91,8 +89,6 @@ pub(super) struct Wake {
     pub syncer: Syncer,
     pub handoff: Arc<HandOff>,
     pub owed: Arc<Notify>,
-    /// Set by the checkpointer when the writer should start the log over (`checkpoint`).
-    pub restart_log: Arc<AtomicBool>,
 }
 
 async fn run(writer: HotWriter, mut rx: mpsc::Receiver<Job>, options: StoreOptions, wake: Wake) {
@@ -190,7 +186,6 @@ async fn try_commit_group(
 ) -> Result<Vec<Result<BatchOutcome>>> {
     writer
         .run(|db| {
-            restart_if_wanted(db, &wake.restart_log)?;
             let outcomes = relaxed(db, |db| {
                 let mut outcomes = Vec::with_capacity(group.len());
                 for job in group.iter_mut() {

@@ -7,11 +7,13 @@
 //! transactions). Everything else stays on sqlx; the database's write lock serialises the two.
 
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::SqliteConnection;
 
+use super::checkpoint::restart_if_wanted;
 use crate::error::{Result, StoreError};
 
 /// Statements kept prepared on the hot-path connection (it uses about twenty).
@@ -21,11 +23,13 @@ const STATEMENT_CACHE: usize = 64;
 #[derive(Clone)]
 pub(super) struct HotWriter {
     db: Arc<Mutex<rusqlite::Connection>>,
+    /// Set by the checkpointer when the log should be started over (`checkpoint`).
+    restart_log: Arc<AtomicBool>,
 }
 
 impl HotWriter {
     /// Opens a writer on the (already created and migrated) database at `path`.
-    pub(super) fn open(path: &Path) -> Result<Self> {
+    pub(super) fn open(path: &Path, restart_log: Arc<AtomicBool>) -> Result<Self> {
         let db = rusqlite::Connection::open(path)?;
         db.busy_handler(Some(wait_briefly))?;
         db.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -36,10 +40,12 @@ impl HotWriter {
         )?;
         Ok(HotWriter {
             db: Arc::new(Mutex::new(db)),
+            restart_log,
         })
     }
 
-    /// Runs `work` on the connection, on this thread, moving other tasks off it meanwhile.
+    /// Runs `work` on the connection, on this thread, moving other tasks off it meanwhile;
+    /// first completes a checkpoint if the checkpointer asked for one.
     pub(super) async fn run<T>(
         &self,
         work: impl FnOnce(&rusqlite::Connection) -> Result<T>,
@@ -48,6 +54,7 @@ impl HotWriter {
             let db = self.db.lock().map_err(|_| {
                 StoreError::CommitFailed("the writer connection is poisoned".into())
             })?;
+            restart_if_wanted(&db, &self.restart_log)?;
             work(&db)
         })
     }

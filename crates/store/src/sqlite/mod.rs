@@ -90,13 +90,13 @@ impl SqliteStore {
             )
             .await?;
         MIGRATOR.run(&writer).await?;
-        let hot = HotWriter::open(&path)?;
+        let restart_log = Arc::new(AtomicBool::new(false));
+        let hot = HotWriter::open(&path, restart_log.clone())?;
         let checkpointer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options.clone())
             .await?;
-        let restart_log = Arc::new(AtomicBool::new(false));
-        tokio::spawn(checkpoint::run(checkpointer, restart_log.clone()));
+        tokio::spawn(checkpoint::run(checkpointer, restart_log));
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
@@ -105,7 +105,6 @@ impl SqliteStore {
             syncer: Syncer::start(data_dir.join(format!("{DATABASE_FILE}-wal"))),
             handoff: Arc::new(HandOff::default()),
             owed: Arc::new(Notify::new()),
-            restart_log,
         };
         let committer = Committer::start(hot.clone(), store_options.clone(), wake.clone());
         Ok(SqliteStore {
