@@ -96,6 +96,14 @@ impl PreClaims {
         }
     }
 
+    /// Delivers the claims if their transaction became durable, else abandons them.
+    pub fn settle(self, durable: &Result<(), String>) {
+        match durable {
+            Ok(()) => self.deliver(),
+            Err(_) => self.abandon(),
+        }
+    }
+
     /// Gives back the credits of a transaction that did not commit or did not become durable.
     pub fn abandon(self) {
         self.handoff.give_back(self.reserved);

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, Notify};
 
-use super::direct::{relaxed, HotWriter};
+use super::direct::{immediate, HotWriter};
 use super::records::apply_inputs;
 use super::syncer::Syncer;
 use crate::error::{Result, StoreError};
@@ -108,13 +108,12 @@ async fn run(writer: HotWriter, mut rx: mpsc::Receiver<Job>, options: StoreOptio
             .any(|o| o.as_ref().is_ok_and(|o| o.deliveries > 0));
         let replies: Vec<_> = group.drain(..).map(|job| job.reply).zip(outcomes).collect();
         if !committed {
-            // Nothing was written (all refused, or the transaction rolled back).
+            // Nothing was written (all refused, or the transaction rolled back): nothing to
+            // wait for, and no claim stands.
             if let Some(claims) = claims {
                 claims.abandon();
             }
-            for (reply, outcome) in replies {
-                let _ = reply.send(outcome);
-            }
+            answer(replies, None, None, Ok(()));
             continue;
         }
         let owed = any_owed.then(|| wake.owed.clone());
@@ -133,26 +132,18 @@ fn answer(
     owed: Option<Arc<Notify>>,
     synced: std::result::Result<(), String>,
 ) {
-    match synced {
-        Ok(()) => {
-            for (reply, outcome) in replies {
-                let _ = reply.send(outcome);
-            }
-            if let Some(claims) = claims {
-                claims.deliver();
-            }
-            if let Some(owed) = owed {
-                owed.notify_one();
-            }
-        }
-        Err(e) => {
-            for (reply, _) in replies {
-                let _ = reply.send(Err(StoreError::CommitFailed(e.clone())));
-            }
-            if let Some(claims) = claims {
-                claims.abandon();
-            }
-        }
+    for (reply, outcome) in replies {
+        let answer = match &synced {
+            Ok(()) => outcome,
+            Err(e) => Err(StoreError::CommitFailed(e.clone())),
+        };
+        let _ = reply.send(answer);
+    }
+    if let Some(claims) = claims {
+        claims.settle(&synced);
+    }
+    if let (Some(owed), Ok(())) = (owed, &synced) {
+        owed.notify_one();
     }
 }
 
@@ -186,7 +177,7 @@ async fn try_commit_group(
 ) -> Result<Vec<Result<BatchOutcome>>> {
     writer
         .run(|db| {
-            let outcomes = relaxed(db, |db| {
+            let outcomes = immediate(db, |db| {
                 let mut outcomes = Vec::with_capacity(group.len());
                 for job in group.iter_mut() {
                     let inputs = std::mem::take(&mut job.inputs);

@@ -13,7 +13,7 @@ use rusqlite::OptionalExtension;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 
-use super::direct::{relaxed, HotWriter};
+use super::direct::{immediate, HotWriter};
 use super::syncer::Syncer;
 
 use crate::error::{Result, StoreError};
@@ -35,7 +35,7 @@ pub(super) async fn claim(
 ) -> Result<Vec<ClaimedDelivery>> {
     let token = uuid::Uuid::new_v4().to_string();
     let claimed = writer
-        .run(|db| relaxed(db, |db| claim_direct(db, &token, limit, lease_until)))
+        .run(|db| immediate(db, |db| claim_direct(db, &token, limit, lease_until)))
         .await?;
     if !claimed.is_empty() {
         syncer.durable().await.map_err(StoreError::CommitFailed)?;
@@ -44,8 +44,41 @@ pub(super) async fn claim(
 }
 
 /// The columns `claimed_from_row` reads, in its order.
-const CLAIMED_COLUMNS: &str =
-    "seq, idempotency_key, project_id, subscription_id, body, attempts, max_attempts";
+macro_rules! claimed_columns {
+    () => {
+        "seq, idempotency_key, project_id, subscription_id, body, attempts, max_attempts"
+    };
+}
+
+/// Claims up to ?4 due deliveries with token ?1 until ?2 (?3 = now).
+const CLAIM_DUE: &str = concat!(
+    "UPDATE deliveries SET claim_token = ?1, next_attempt_at = ?2 WHERE seq IN \
+     (SELECT seq FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?3 \
+      ORDER BY next_attempt_at LIMIT ?4) RETURNING ",
+    claimed_columns!()
+);
+
+/// The delivery waiting first in stream ?2 behind a head that finished.
+macro_rules! next_in_stream {
+    () => {
+        "WHERE seq = (SELECT seq FROM deliveries WHERE stream = ?2 AND status = 'pending' \
+         ORDER BY seq LIMIT 1) AND next_attempt_at IS NULL"
+    };
+}
+
+/// Claims the next delivery of stream ?2 with token ?3 until ?1.
+const CLAIM_NEXT: &str = concat!(
+    "UPDATE deliveries SET next_attempt_at = ?1, claim_token = ?3 ",
+    next_in_stream!(),
+    " RETURNING ",
+    claimed_columns!()
+);
+
+/// Makes the next delivery of stream ?2 due at ?1.
+const MAKE_NEXT_DUE: &str = concat!(
+    "UPDATE deliveries SET next_attempt_at = ?1 ",
+    next_in_stream!()
+);
 
 fn claimed_from_row(row: &rusqlite::Row<'_>, token: &str) -> rusqlite::Result<ClaimedDelivery> {
     Ok(ClaimedDelivery {
@@ -68,11 +101,7 @@ fn claim_direct(
     limit: u32,
     lease_until: Timestamp,
 ) -> Result<Vec<ClaimedDelivery>> {
-    let mut claim = db.prepare_cached(&format!(
-        "UPDATE deliveries SET claim_token = ?1, next_attempt_at = ?2 WHERE seq IN \
-         (SELECT seq FROM deliveries WHERE status = 'pending' AND next_attempt_at <= ?3 \
-          ORDER BY next_attempt_at LIMIT ?4) RETURNING {CLAIMED_COLUMNS}"
-    ))?;
+    let mut claim = db.prepare_cached(CLAIM_DUE)?;
     let params = rusqlite::params![
         token,
         lease_until.timestamp_micros(),
@@ -114,7 +143,7 @@ fn attach_subscriptions(db: &rusqlite::Connection, claimed: &mut [ClaimedDeliver
 pub(super) async fn release(writer: &HotWriter, claims: &[(i64, String, Timestamp)]) -> Result<()> {
     writer
         .run(|db| {
-            relaxed(db, |db| {
+            immediate(db, |db| {
                 let mut stmt = db.prepare_cached(
                     "UPDATE deliveries SET next_attempt_at = ?1, claim_token = NULL \
                  WHERE seq = ?2 AND claim_token = ?3",
@@ -138,10 +167,14 @@ pub(super) async fn record_results(
 ) -> Result<usize> {
     writer
         .run(|db| {
-            relaxed(db, |db| {
-                results.iter().try_fold(0, |due, r| {
+            immediate(db, |db| {
+                let made_due = results.iter().try_fold(0, |due, r| -> Result<usize> {
                     Ok(due + record_result(db, r, claims.as_deref_mut())?)
-                })
+                })?;
+                if let Some(claims) = claims {
+                    attach_subscriptions(db, &mut claims.claimed)?;
+                }
+                Ok(made_due)
             })
         })
         .await
@@ -215,32 +248,25 @@ fn record_result(
 }
 
 /// The stream's head finished: the next delivery waiting behind it is claimed for the
-/// dispatcher if it has room, else made due. Returns 1 if it was made due.
+/// dispatcher if it has room (its subscription is filled in by `record_results`, once per
+/// batch), else made due. Returns 1 if it was made due.
 fn free_next(
     db: &rusqlite::Connection,
     stream: &str,
     at: i64,
     claims: Option<&mut PreClaims>,
 ) -> Result<usize> {
-    const NEXT: &str = "WHERE seq = (SELECT seq FROM deliveries WHERE stream = ?2 \
-        AND status = 'pending' ORDER BY seq LIMIT 1) AND next_attempt_at IS NULL";
     if let Some(claims) = claims.and_then(|c| c.reserve().then_some(c)) {
-        let mut claim = db.prepare_cached(&format!(
-            "UPDATE deliveries SET next_attempt_at = ?1, claim_token = ?3 {NEXT} \
-             RETURNING {CLAIMED_COLUMNS}"
-        ))?;
         let params = rusqlite::params![claims.lease_until.timestamp_micros(), stream, claims.token];
-        let mut next = claim
+        let next = db
+            .prepare_cached(CLAIM_NEXT)?
             .query_map(params, |row| claimed_from_row(row, &claims.token))?
             .collect::<Result<Vec<_>, _>>()?;
-        attach_subscriptions(db, &mut next)?;
-        claims.claimed.append(&mut next);
+        claims.claimed.extend(next);
         return Ok(0);
     }
     Ok(db
-        .prepare_cached(&format!(
-            "UPDATE deliveries SET next_attempt_at = ?1 {NEXT}"
-        ))?
+        .prepare_cached(MAKE_NEXT_DUE)?
         .execute(rusqlite::params![at, stream])?)
 }
 

@@ -19,7 +19,11 @@ use crate::error::{Result, StoreError};
 /// Statements kept prepared on the hot-path connection (it uses about twenty).
 const STATEMENT_CACHE: usize = 64;
 
-/// The hot path's writer connection.
+/// The hot path's writer connection. Its commits do not wait for the disk
+/// (`synchronous = NORMAL`): what it writes is either bookkeeping a crash may lose without
+/// losing an event (a claim, a hand-back or an attempt result: at worst a delivery is tried
+/// again) or event groups, which are acknowledged only once the syncer's fsync of the log
+/// covers them. Checkpoints it runs still sync (SQLite does at NORMAL).
 #[derive(Clone)]
 pub(super) struct HotWriter {
     db: Arc<Mutex<rusqlite::Connection>>,
@@ -34,7 +38,7 @@ impl HotWriter {
         db.busy_handler(Some(wait_briefly))?;
         db.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         db.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
              PRAGMA cache_size = -8192; PRAGMA wal_autocheckpoint = 0; \
              PRAGMA journal_size_limit = 134217728;",
         )?;
@@ -124,17 +128,4 @@ pub(super) fn immediate<T>(
             Err(e)
         }
     }
-}
-
-/// Commits without waiting for the disk. For bookkeeping a crash may lose without losing an
-/// event (a claim or an attempt result: at worst a delivery is tried again), and for event
-/// groups, which are acknowledged only after the syncer's fsync of the log covers them.
-pub(super) fn relaxed<T>(
-    db: &rusqlite::Connection,
-    work: impl FnOnce(&rusqlite::Connection) -> Result<T>,
-) -> Result<T> {
-    db.execute_batch("PRAGMA synchronous = NORMAL")?;
-    let result = immediate(db, work);
-    db.execute_batch("PRAGMA synchronous = FULL")?;
-    result
 }

@@ -56,9 +56,7 @@ pub struct SqliteStore {
     reader: SqlitePool,
     committer: Committer,
     options: StoreOptions,
-    owed: Arc<Notify>,
-    syncer: Syncer,
-    handoff: Arc<HandOff>,
+    wake: Wake,
 }
 
 impl SqliteStore {
@@ -113,9 +111,7 @@ impl SqliteStore {
             reader,
             committer,
             options: store_options,
-            owed: wake.owed,
-            syncer: wake.syncer,
-            handoff: wake.handoff,
+            wake,
         })
     }
 }
@@ -152,7 +148,7 @@ impl Store for SqliteStore {
 
     async fn create_bot(&self, project_id: &str, bot: NewBot) -> Result<Bot> {
         let bot = bots::create(&self.writer, project_id, bot, &self.options).await?;
-        self.owed.notify_one();
+        self.wake.owed.notify_one();
         Ok(bot)
     }
 
@@ -278,7 +274,7 @@ impl Store for SqliteStore {
         limit: u32,
         lease_until: Timestamp,
     ) -> Result<Vec<ClaimedDelivery>> {
-        deliveries::claim(&self.hot, &self.syncer, limit, lease_until).await
+        deliveries::claim(&self.hot, &self.wake.syncer, limit, lease_until).await
     }
 
     async fn release_deliveries(&self, claims: &[(i64, String, Timestamp)]) -> Result<()> {
@@ -286,21 +282,18 @@ impl Store for SqliteStore {
     }
 
     async fn record_attempts(&self, results: &[AttemptResult]) -> Result<()> {
-        let mut claims = self.handoff.begin();
+        let mut claims = self.wake.handoff.begin();
         let made_due = deliveries::record_results(&self.hot, results, claims.as_mut()).await;
         // Results can free waiting deliveries (ordering): hand over the ones claimed for the
         // dispatcher once durable, and wake it for the others.
-        match (claims, &made_due) {
-            (Some(claims), Ok(_)) if !claims.claimed.is_empty() => {
-                self.syncer
-                    .when_durable(Box::new(move |synced| match synced {
-                        Ok(()) => claims.deliver(),
-                        Err(_) => claims.abandon(),
-                    }));
+        if let Some(claims) = claims {
+            match &made_due {
+                Ok(_) => self
+                    .wake
+                    .syncer
+                    .when_durable(Box::new(move |synced| claims.settle(&synced))),
+                Err(_) => claims.abandon(),
             }
-            (Some(claims), Ok(_)) => claims.deliver(),
-            (Some(claims), Err(_)) => claims.abandon(),
-            (None, _) => {}
         }
         // A retry is due soon: the dispatcher, asleep until its next known due time, must
         // look again.
@@ -308,7 +301,7 @@ impl Store for SqliteStore {
             .iter()
             .any(|r| matches!(r.outcome, AttemptOutcome::Retry { .. }));
         if made_due? > 0 || retrying {
-            self.owed.notify_one();
+            self.wake.owed.notify_one();
         }
         Ok(())
     }
@@ -322,11 +315,11 @@ impl Store for SqliteStore {
     }
 
     fn deliveries_owed(&self) -> Arc<Notify> {
-        self.owed.clone()
+        self.wake.owed.clone()
     }
 
     fn handoff(&self) -> Arc<HandOff> {
-        self.handoff.clone()
+        self.wake.handoff.clone()
     }
 
     async fn list_deliveries(
@@ -344,7 +337,7 @@ impl Store for SqliteStore {
 
     async fn resend_delivery(&self, project_id: &str, key: &str) -> Result<()> {
         deliveries::resend(&self.writer, project_id, key, &self.options).await?;
-        self.owed.notify_one();
+        self.wake.owed.notify_one();
         Ok(())
     }
 
@@ -356,7 +349,7 @@ impl Store for SqliteStore {
     ) -> Result<u64> {
         let n = deliveries::resend_failed(&self.writer, project_id, filter, since, &self.options)
             .await?;
-        self.owed.notify_one();
+        self.wake.owed.notify_one();
         Ok(n)
     }
 }
