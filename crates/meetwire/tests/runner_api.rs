@@ -22,6 +22,27 @@ async fn claim(runner: &Api) -> Value {
     body["bot"].clone()
 }
 
+/// A new bot, claimed by `runner`; returns its id.
+async fn claimed_bot(api: &Api, runner: &Api) -> String {
+    let bot = api.create_bot(json!({"meeting_url": MEETING})).await;
+    let id = bot["id"].as_str().unwrap().to_owned();
+    assert_eq!(claim(runner).await["id"], id.as_str());
+    id
+}
+
+/// Reports that the bot joined and may record; returns the (successful) answer.
+async fn start_recording(runner: &Api, bot_id: &str) -> Value {
+    let (status, body) = post_records(
+        runner,
+        bot_id,
+        json!([{"kind": "bot_event", "id": "j", "event_type": "joined_meeting"},
+               {"kind": "bot_event", "id": "g", "event_type": "recording_permission_granted"}]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
 async fn post_records(runner: &Api, bot_id: &str, records: Value) -> (StatusCode, Value) {
     runner
         .post(
@@ -194,9 +215,7 @@ async fn a_batch_is_stored_entirely_or_not_at_all() {
     let (dir, project, server) = setup(&[]);
     let api = server.api(&project.api_key);
     let runner = server.api(&create_runner_token(dir.path(), "runner-atomic"));
-    let bot = api.create_bot(json!({"meeting_url": MEETING})).await;
-    let id = bot["id"].as_str().unwrap().to_owned();
-    assert_eq!(claim(&runner).await["id"], id.as_str());
+    let id = claimed_bot(&api, &runner).await;
     let (status, body) = post_records(
         &runner,
         &id,
@@ -321,17 +340,8 @@ async fn a_leave_request_reaches_the_runner() {
     let (dir, project, server) = setup(&[]);
     let api = server.api(&project.api_key);
     let runner = server.api(&create_runner_token(dir.path(), "runner-leave"));
-    let bot = api.create_bot(json!({"meeting_url": MEETING})).await;
-    let id = bot["id"].as_str().unwrap().to_owned();
-    assert_eq!(claim(&runner).await["id"], id.as_str());
-    let (status, body) = post_records(
-        &runner,
-        &id,
-        json!([{"kind": "bot_event", "id": "j", "event_type": "joined_meeting"},
-               {"kind": "bot_event", "id": "g", "event_type": "recording_permission_granted"}]),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let id = claimed_bot(&api, &runner).await;
+    let body = start_recording(&runner, &id).await;
     assert_eq!(body["leave_requested"], false);
 
     let (status, beat) = heartbeat(&runner, &id).await;
@@ -479,17 +489,8 @@ async fn concurrent_batches_on_one_bot_serialise_into_a_valid_path() {
     let (dir, project, server) = setup(&[]);
     let api = server.api(&project.api_key);
     let runner = server.api(&create_runner_token(dir.path(), "runner-race"));
-    let bot = api.create_bot(json!({"meeting_url": MEETING})).await;
-    let id = bot["id"].as_str().unwrap().to_owned();
-    assert_eq!(claim(&runner).await["id"], id.as_str());
-    let (status, body) = post_records(
-        &runner,
-        &id,
-        json!([{"kind": "bot_event", "id": "j", "event_type": "joined_meeting"},
-               {"kind": "bot_event", "id": "g", "event_type": "recording_permission_granted"}]),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let id = claimed_bot(&api, &runner).await;
+    let body = start_recording(&runner, &id).await;
     assert_eq!(body["state"], "joined_recording");
 
     const N: usize = 60;
@@ -573,9 +574,7 @@ async fn big_batches_are_capped_and_every_event_stays_on_the_bot() {
     let (dir, project, server) = setup(&[]);
     let api = server.api(&project.api_key);
     let runner = server.api(&create_runner_token(dir.path(), "runner-big"));
-    let bot = api.create_bot(json!({"meeting_url": MEETING})).await;
-    let id = bot["id"].as_str().unwrap().to_owned();
-    assert_eq!(claim(&runner).await["id"], id.as_str());
+    let id = claimed_bot(&api, &runner).await;
 
     // More than 1000 records in one batch is refused, and stores nothing.
     let too_many: Vec<Value> = (0..1001)
@@ -587,14 +586,7 @@ async fn big_batches_are_capped_and_every_event_stays_on_the_bot() {
     assert_eq!(results(&api, &id, "logs").await.len(), 0);
 
     // A long meeting with many pauses: 1 + 1 + 1100 state events.
-    let (status, body) = post_records(
-        &runner,
-        &id,
-        json!([{"kind": "bot_event", "id": "j", "event_type": "joined_meeting"},
-               {"kind": "bot_event", "id": "g", "event_type": "recording_permission_granted"}]),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    start_recording(&runner, &id).await;
     for half in 0..2 {
         let batch: Vec<Value> = (0..550)
             .map(|i| {
@@ -627,9 +619,7 @@ async fn record_lists_paginate_oldest_first_through_their_links() {
     let (dir, project, server) = setup(&[]);
     let api = server.api(&project.api_key);
     let runner = server.api(&create_runner_token(dir.path(), "runner-pages"));
-    let bot = api.create_bot(json!({"meeting_url": MEETING})).await;
-    let id = bot["id"].as_str().unwrap().to_owned();
-    assert_eq!(claim(&runner).await["id"], id.as_str());
+    let id = claimed_bot(&api, &runner).await;
     let batch: Vec<Value> = (0..5)
         .flat_map(|i| {
             [
