@@ -43,6 +43,28 @@ async fn only_delivery_key(api: &Api, bot: &str) -> String {
     log[0]["idempotency_key"].as_str().unwrap().to_owned()
 }
 
+/// One log bot per code, each subscribed to `{prefix}{code}` on `rx` (all created first, so
+/// their deliveries run together); returns each code with its delivery's key once finished.
+async fn finished_per_code(
+    api: &Api,
+    rx: &Receiver,
+    prefix: &str,
+    codes: &[u16],
+) -> Vec<(u16, String, Value)> {
+    let mut bots = Vec::new();
+    for code in codes {
+        let url = rx.url_path(&format!("{prefix}{code}"));
+        bots.push(log_bot(api, &url, 1, 0).await);
+    }
+    let mut finished = Vec::new();
+    for (code, bot) in codes.iter().zip(&bots) {
+        let key = only_delivery_key(api, bot).await;
+        let delivery = wait_finished(api, &key).await;
+        finished.push((*code, key, delivery));
+    }
+    finished
+}
+
 async fn wait_finished(api: &Api, key: &str) -> Value {
     wait_delivery(api, key, WAIT, |d| d["status"] != "pending").await
 }
@@ -329,18 +351,11 @@ async fn a_redirect_is_a_failed_attempt_and_is_not_followed() {
     let (_dir, project, server) = setup(FAST);
     let api = server.api(&project.api_key);
     let codes = [302_u16, 301, 303, 307, 308];
-    let mut bots = Vec::new();
-    for code in codes {
-        let url = rx.url_path(&format!("/redirect/{code}"));
-        bots.push(log_bot(&api, &url, 1, 0).await);
-    }
-    for (code, bot) in codes.iter().zip(&bots) {
-        let key = only_delivery_key(&api, bot).await;
-        let d = wait_finished(&api, &key).await;
+    for (code, key, d) in finished_per_code(&api, &rx, "/redirect/", &codes).await {
         assert_eq!(d["status"], "failure", "{code}: {d:#}");
         assert_eq!(d["attempt_count"], 4, "{code}: {d:#}");
         for a in attempts(&d) {
-            assert_eq!(a["status_code"], *code, "{a}");
+            assert_eq!(a["status_code"], code, "{a}");
             assert_eq!(a["error_kind"], "http_status", "{a}");
         }
         assert_eq!(rx.for_key(&key).len(), 4, "{code}");
@@ -364,17 +379,10 @@ async fn any_2xx_is_a_success() {
     let (_dir, project, server) = setup(FAST);
     let api = server.api(&project.api_key);
     let codes = [200_u16, 201, 202, 204, 299];
-    let mut bots = Vec::new();
-    for code in codes {
-        let url = rx.url_path(&format!("/status/{code}"));
-        bots.push(log_bot(&api, &url, 1, 0).await);
-    }
-    for (code, bot) in codes.iter().zip(&bots) {
-        let key = only_delivery_key(&api, bot).await;
-        let d = wait_finished(&api, &key).await;
+    for (code, _, d) in finished_per_code(&api, &rx, "/status/", &codes).await {
         assert_eq!(d["status"], "success", "{code}: {d:#}");
         assert_eq!(d["attempt_count"], 1, "{code}: {d:#}");
-        assert_eq!(attempts(&d)[0]["status_code"], *code);
+        assert_eq!(attempts(&d)[0]["status_code"], code);
         assert_eq!(attempts(&d)[0]["error_kind"], Value::Null);
     }
     assert_eq!(rx.count(), codes.len());
