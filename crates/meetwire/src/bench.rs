@@ -19,6 +19,8 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::Router;
 use clap::{Args, ValueEnum};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
 use rand::Rng;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -177,17 +179,9 @@ impl ServerProcess {
         self.memory_mib("VmRSS:")
     }
 
-    /// CPU time the server has used so far (user + system), from `/proc/PID/stat`.
+    /// CPU time the server has used so far.
     fn cpu_time(&self) -> Option<Duration> {
-        let pid = self.child.id()?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // Fields after the command name (which may hold spaces) — utime and stime are the
-        // 14th and 15th fields of the line, in clock ticks (100 per second on Linux).
-        let after_name = &stat[stat.rfind(')')? + 2..];
-        let fields: Vec<&str> = after_name.split_whitespace().collect();
-        let ticks: u64 =
-            fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-        Some(Duration::from_millis(ticks * 10))
+        process_cpu_time(&self.child.id()?.to_string())
     }
 
     /// A memory figure of `/proc/PID/status` (given in KiB there), in MiB.
@@ -223,6 +217,18 @@ enum Behaviour {
     Flaky(f64),
     /// Never answers (the sender times out).
     Hang,
+}
+
+/// CPU time (user + system) a process has used so far, from `/proc/PID/stat`; `pid` may be
+/// `self` for the benchmark itself (load generator and receiver).
+fn process_cpu_time(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) — utime and stime are the
+    // 14th and 15th fields of the line, in clock ticks (100 per second on Linux).
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }
 
 /// Receipt times, indexed by event sequence number.
@@ -367,15 +373,72 @@ fn chat(n: usize) -> Value {
 impl Fixture {
     /// Posts events `first..first + count` for one bot in one request.
     async fn post(&self, bot: usize, first: usize, count: usize) -> Result<()> {
-        let records: Vec<Value> = (first..first + count).map(chat).collect();
         let bot = &self.bots[bot % self.bots.len()];
         self.client
             .post(format!("{}/runner/v1/bots/{bot}/records", self.base))
             .header("Authorization", format!("Token {}", self.runner_token))
-            .json(&json!({ "records": records }))
+            .header("Content-Type", "application/json")
+            .body(records_body(first, count))
             .send()
             .await?
             .error_for_status()?;
+        Ok(())
+    }
+
+    /// A keep-alive connection of its own for one flood worker.
+    async fn connection(&self) -> Result<LoadConnection> {
+        let authority = self
+            .base
+            .strip_prefix("http://")
+            .ok_or_else(|| setup_err(format!("not an http URL: {}", self.base)))?
+            .trim_end_matches('/')
+            .to_owned();
+        let stream = tokio::net::TcpStream::connect(&authority).await?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(setup_err)?;
+        tokio::spawn(connection);
+        Ok(LoadConnection {
+            sender,
+            authority,
+            authorization: format!("Token {}", self.runner_token),
+        })
+    }
+}
+
+/// The body of a runner post carrying events `first..first + count`.
+fn records_body(first: usize, count: usize) -> Vec<u8> {
+    let records: Vec<Value> = (first..first + count).map(chat).collect();
+    json!({ "records": records }).to_string().into_bytes()
+}
+
+/// One HTTP/1.1 keep-alive connection of the flood generator. Requests go straight onto it
+/// (no client pool, no per-request URL parsing), so the generator takes as little as it can
+/// of the two cores the server is measured on.
+struct LoadConnection {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    authority: String,
+    authorization: String,
+}
+
+impl LoadConnection {
+    /// Posts events `first..first + count` for `bot` in one request.
+    async fn post(&mut self, bot: &str, first: usize, count: usize) -> Result<()> {
+        let request = hyper::Request::post(format!("/runner/v1/bots/{bot}/records"))
+            .header(hyper::header::HOST, &self.authority)
+            .header(hyper::header::AUTHORIZATION, &self.authorization)
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(records_body(first, count))))
+            .map_err(setup_err)?;
+        self.sender.ready().await.map_err(setup_err)?;
+        let response = self.sender.send_request(request).await.map_err(setup_err)?;
+        let status = response.status();
+        let body = response.into_body().collect().await.map_err(setup_err)?;
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&body.to_bytes()).into_owned();
+            return Err(setup_err(format!("records: {status}: {text}")));
+        }
         Ok(())
     }
 }
@@ -399,6 +462,8 @@ async fn flood(
     for worker in 0..concurrency {
         let (fixture, sends, next) = (fixture.clone(), sends.clone(), next.clone());
         workers.spawn(async move {
+            let mut connection = fixture.connection().await?;
+            let bot = &fixture.bots[worker % fixture.bots.len()];
             loop {
                 let first = next.fetch_add(batch, Ordering::Relaxed);
                 if first >= events {
@@ -409,7 +474,7 @@ async fn flood(
                 for n in first..first + count {
                     sends.sent_ns[n].store(at, Ordering::Relaxed);
                 }
-                fixture.post(worker, first, count).await?;
+                connection.post(bot, first, count).await?;
             }
         });
     }
@@ -480,6 +545,7 @@ async fn throughput(args: &BenchArgs, batch: usize, failing: f64) -> Result<Stri
     });
     let run_start = start.elapsed();
     let cpu_before = server.cpu_time();
+    let own_cpu_before = process_cpu_time("self");
     let ingest = flood(
         &fixture,
         &sends,
@@ -502,6 +568,13 @@ async fn throughput(args: &BenchArgs, batch: usize, failing: f64) -> Result<Stri
         ),
         _ => "unknown".to_owned(),
     };
+    let own_cpu = match (own_cpu_before, process_cpu_time("self")) {
+        (Some(before), Some(after)) => format!(
+            "{:.0} µs per event",
+            (after - before).as_secs_f64() * 1e6 / args.events as f64
+        ),
+        _ => "unknown".to_owned(),
+    };
     Ok(format!(
         "events: {events} ({batch} per request, {conc} connections, {bots} bots){failing}\n\
          ingest: {ingest_rate:.0} events/s acknowledged ({ingest:.2} s)\n\
@@ -509,6 +582,7 @@ async fn throughput(args: &BenchArgs, batch: usize, failing: f64) -> Result<Stri
          attempts: {attempts}\n\
          event→receipt latency: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms\n\
          server CPU: {server_cpu}\n\
+         load generator + receiver CPU: {own_cpu}\n\
          server peak RSS: {rss:.1} MiB",
         events = args.events,
         conc = args.concurrency,

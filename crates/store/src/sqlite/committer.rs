@@ -10,6 +10,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot, Notify};
 
+use super::deliveries::newest_delivery;
 use super::direct::{immediate, HotWriter};
 use super::records::apply_inputs;
 use super::syncer::Syncer;
@@ -197,9 +198,14 @@ async fn try_commit_group(
                         outcome => outcomes.push(outcome),
                     }
                 }
-                Ok(outcomes)
+                let owes = outcomes
+                    .iter()
+                    .any(|o| o.as_ref().is_ok_and(|o| o.deliveries > 0));
+                let newest_seq = if owes { newest_delivery(db)? } else { 0 };
+                Ok((outcomes, newest_seq))
             })?;
-            wake.syncer.note_commit();
+            let (outcomes, newest_seq) = outcomes;
+            wake.syncer.note_commit(newest_seq);
             Ok(outcomes)
         })
         .await

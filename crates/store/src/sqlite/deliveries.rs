@@ -26,7 +26,7 @@ use crate::model::{
 use crate::page;
 
 /// Claims due deliveries; returns them once the events they carry are durable (the claim may
-/// see a group commit whose log sync is still running).
+/// see a group commit whose log sync is still running; older rows need not wait for it).
 pub(super) async fn claim(
     writer: &HotWriter,
     syncer: &Syncer,
@@ -37,10 +37,19 @@ pub(super) async fn claim(
     let claimed = writer
         .run(|db| immediate(db, |db| claim_direct(db, &token, limit, lease_until)))
         .await?;
-    if !claimed.is_empty() {
-        syncer.durable().await.map_err(StoreError::CommitFailed)?;
+    if let Some(newest) = claimed.iter().map(|d| d.seq).max() {
+        syncer
+            .rows_durable(newest)
+            .await
+            .map_err(StoreError::CommitFailed)?;
     }
     Ok(claimed)
+}
+
+/// The newest delivery row's `seq` (0 if there is none).
+pub(super) fn newest_delivery(db: &rusqlite::Connection) -> Result<i64> {
+    let mut stmt = db.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM deliveries")?;
+    Ok(stmt.query_row([], |row| row.get(0))?)
 }
 
 /// The columns `claimed_from_row` reads, in its order.

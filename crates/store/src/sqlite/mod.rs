@@ -99,8 +99,11 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
+        let newest_seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM deliveries")
+            .fetch_one(&writer)
+            .await?;
         let wake = Wake {
-            syncer: Syncer::start(data_dir.join(format!("{DATABASE_FILE}-wal"))),
+            syncer: Syncer::start(data_dir.join(format!("{DATABASE_FILE}-wal")), newest_seq),
             handoff: Arc::new(HandOff::default()),
             owed: Arc::new(Notify::new()),
         };
@@ -285,13 +288,17 @@ impl Store for SqliteStore {
         let mut claims = self.wake.handoff.begin();
         let made_due = deliveries::record_results(&self.hot, results, claims.as_mut()).await;
         // Results can free waiting deliveries (ordering): hand over the ones claimed for the
-        // dispatcher once durable, and wake it for the others.
+        // dispatcher once their events are durable, and wake it for the others. The results
+        // themselves need not be durable first: if a crash loses one, its delivery is tried
+        // again (at least once) and the stream behind it waits for that try again.
         if let Some(claims) = claims {
             match &made_due {
-                Ok(_) => self
-                    .wake
-                    .syncer
-                    .when_durable(Box::new(move |synced| claims.settle(&synced))),
+                Ok(_) => {
+                    let newest = claims.claimed.iter().map(|d| d.seq).max().unwrap_or(0);
+                    self.wake
+                        .syncer
+                        .when_rows_durable(newest, Box::new(move |synced| claims.settle(&synced)))
+                }
                 Err(_) => claims.abandon(),
             }
         }

@@ -10,7 +10,7 @@
 
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
@@ -29,26 +29,41 @@ pub(super) struct Syncer {
 }
 
 /// Relaxed commits counted, and how many of them the last fsync covered: when the two are
-/// equal nothing is waiting for the disk, and work that only needs earlier commits durable
-/// (a claim, a freed stream head) need not cost an fsync.
+/// equal nothing is waiting for the disk. Beside them, the newest delivery row (by `seq`,
+/// which only grows) each count had reached: work that only needs one older row durable — a
+/// stream's next delivery freed by its head's result, a claimed retry — need not wait for the
+/// fsync of commits made after that row.
 #[derive(Default)]
 struct Progress {
     committed: AtomicU64,
     synced: AtomicU64,
+    committed_seq: AtomicI64,
+    synced_seq: AtomicI64,
 }
 
 impl Syncer {
-    /// Starts syncing the write-ahead log at `wal`.
-    pub(super) fn start(wal: PathBuf) -> Self {
+    /// Starts syncing the write-ahead log at `wal`; `newest_seq` is the newest delivery row
+    /// already in the database (its first fsync makes them all count as durable).
+    pub(super) fn start(wal: PathBuf, newest_seq: i64) -> Self {
         let (queue, rx) = mpsc::unbounded_channel();
         let progress = Arc::new(Progress::default());
+        // Rows from before the start may sit in the log unsynced (a crashed process wrote
+        // them): count them as one commit, so that the first fsync is what covers them.
+        progress.committed_seq.store(newest_seq, Ordering::Release);
+        progress
+            .committed
+            .store(u64::from(newest_seq > 0), Ordering::Release);
         tokio::spawn(run(wal, rx, progress.clone()));
         Syncer { queue, progress }
     }
 
-    /// Counts a relaxed commit. Called on the writer connection right after COMMIT, before the
-    /// connection is released: anything that can read the commit's rows comes after this.
-    pub(super) fn note_commit(&self) {
+    /// Counts a relaxed commit whose newest delivery row is `newest_seq`. Called on the writer
+    /// connection right after COMMIT, before the connection is released: anything that can
+    /// read the commit's rows comes after this.
+    pub(super) fn note_commit(&self, newest_seq: i64) {
+        self.progress
+            .committed_seq
+            .fetch_max(newest_seq, Ordering::AcqRel);
         self.progress.committed.fetch_add(1, Ordering::AcqRel);
     }
 
@@ -63,6 +78,16 @@ impl Syncer {
         }
     }
 
+    /// Runs `work` once the delivery rows up to `seq` are durable: at once if an fsync has
+    /// covered them, else after the next one.
+    pub(super) fn when_rows_durable(&self, seq: i64, work: AfterSync) {
+        if self.progress.synced_seq.load(Ordering::Acquire) >= seq {
+            work(Ok(()));
+        } else {
+            self.when_durable(work);
+        }
+    }
+
     /// Runs `work` after the next sync (at once, with an error, if the syncer has stopped).
     pub(super) fn after_sync(&self, work: AfterSync) {
         if let Err(mpsc::error::SendError(work)) = self.queue.send(work) {
@@ -70,12 +95,15 @@ impl Syncer {
         }
     }
 
-    /// Waits until every commit noted so far is durable.
-    pub(super) async fn durable(&self) -> Result<(), String> {
+    /// Waits until the delivery rows up to `seq` are durable.
+    pub(super) async fn rows_durable(&self, seq: i64) -> Result<(), String> {
         let (done, wait) = oneshot::channel();
-        self.when_durable(Box::new(move |result| {
-            let _ = done.send(result);
-        }));
+        self.when_rows_durable(
+            seq,
+            Box::new(move |result| {
+                let _ = done.send(result);
+            }),
+        );
         wait.await
             .unwrap_or_else(|_| Err("the store is shutting down".into()))
     }
@@ -85,6 +113,7 @@ async fn run(wal: PathBuf, mut rx: mpsc::UnboundedReceiver<AfterSync>, progress:
     let mut file: Option<File> = None;
     let mut waiting = Vec::new();
     while rx.recv_many(&mut waiting, 4096).await > 0 {
+        let covered_seq = progress.committed_seq.load(Ordering::Acquire);
         let covered = progress.committed.load(Ordering::Acquire);
         let started = std::time::Instant::now();
         let (reopened, result) = tokio::task::spawn_blocking({
@@ -105,6 +134,7 @@ async fn run(wal: PathBuf, mut rx: mpsc::UnboundedReceiver<AfterSync>, progress:
         }
         match &result {
             Ok(()) => {
+                progress.synced_seq.fetch_max(covered_seq, Ordering::AcqRel);
                 progress.synced.fetch_max(covered, Ordering::AcqRel);
             }
             Err(e) => tracing::error!(error = %e, "syncing the write-ahead log failed"),
@@ -127,5 +157,37 @@ fn sync(wal: &PathBuf, file: Option<File>) -> (Option<File>, Result<(), String>)
     match file.sync_data() {
         Ok(()) => (Some(file), Ok(())),
         Err(e) => (None, Err(format!("fsync of {} failed: {e}", wal.display()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    /// Whether `when_rows_durable(seq, …)` ran its work before returning.
+    fn runs_at_once(syncer: &Syncer, seq: i64) -> bool {
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = ran.clone();
+        syncer.when_rows_durable(seq, Box::new(move |_| flag.store(true, Ordering::SeqCst)));
+        ran.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn rows_count_as_durable_only_once_an_fsync_covered_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = dir.path().join("log");
+        std::fs::write(&wal, b"frames").unwrap();
+        let syncer = Syncer::start(wal, 5);
+        // Rows from before the start wait for the first fsync, then need no other.
+        assert!(!runs_at_once(&syncer, 5));
+        syncer.rows_durable(5).await.unwrap();
+        assert!(runs_at_once(&syncer, 5));
+        // A newer commit: its rows wait for the next fsync, older rows still need none.
+        syncer.note_commit(9);
+        assert!(!runs_at_once(&syncer, 7));
+        assert!(runs_at_once(&syncer, 4));
+        syncer.rows_durable(9).await.unwrap();
+        assert!(runs_at_once(&syncer, 9));
     }
 }
