@@ -19,8 +19,9 @@ use crate::error::Result;
 /// How often the checkpointer copies the log into the database file.
 const INTERVAL: Duration = Duration::from_millis(100);
 
-/// Log length (in frames, one per page written) past which the writer restarts the log.
-const RESTART_FRAMES: i64 = 16_384;
+/// Log length (in frames, one per page written: 16 MiB of 4 KiB pages) past which the writer
+/// restarts the log.
+const RESTART_FRAMES: i64 = 4_096;
 
 /// The checkpointer's loop; sets `restart` when the log should be started over.
 pub(super) async fn run(pool: SqlitePool, restart: Arc<AtomicBool>) {

@@ -75,14 +75,16 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
         // Writers leave checkpoints to the checkpointer, so no commit waits for one. Pages of
-        // 1 KiB (for a new file): a small commit rewrites every page it touches, so smaller
-        // pages cut the log written per event (measured: ~70 → ~23 MB/s at 1,000 events/s).
+        // 4 KiB, the kernel's page (set for a new file; SQLite's default too): each log frame
+        // is then one whole page-cache page. 1 KiB pages wrote less log but cost more: every
+        // frame a partial kernel page, and 2.4× the frames per event (12 vs 5 measured, one
+        // event per request) — server CPU per event ~225 → ~190 µs. BENCHMARKS.md has both.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(
                 options
                     .clone()
-                    .pragma("page_size", "1024")
+                    .pragma("page_size", "4096")
                     .pragma("wal_autocheckpoint", "0")
                     .pragma("journal_size_limit", "134217728"),
             )
