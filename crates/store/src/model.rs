@@ -102,6 +102,9 @@ pub struct BatchOutcome {
     pub state: BotState,
     /// Webhook deliveries the batch made owed.
     pub deliveries: usize,
+    /// Those of them due at once that were not handed to this process's dispatcher: it must
+    /// claim them from the database.
+    pub due_unclaimed: usize,
 }
 
 /// A stored record: a state event, utterance, chat message, participant event or log entry.

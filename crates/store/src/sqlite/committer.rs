@@ -104,9 +104,11 @@ async fn run(writer: HotWriter, mut rx: mpsc::Receiver<Job>, options: StoreOptio
             "group committed"
         );
         let committed = outcomes.iter().any(|o| o.is_ok());
+        // Deliveries handed off or waiting behind their stream need no claim query; only
+        // unclaimed due ones wake the dispatcher.
         let any_owed = outcomes
             .iter()
-            .any(|o| o.as_ref().is_ok_and(|o| o.deliveries > 0));
+            .any(|o| o.as_ref().is_ok_and(|o| o.due_unclaimed > 0));
         let replies: Vec<_> = group.drain(..).map(|job| job.reply).zip(outcomes).collect();
         if !committed {
             // Nothing was written (all refused, or the transaction rolled back): nothing to

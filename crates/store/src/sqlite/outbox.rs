@@ -65,8 +65,16 @@ pub(super) struct BotEvent<'a> {
     pub data: &'a Value,
 }
 
-/// Inserts the deliveries owed for `event`; returns how many. A delivery that is due at once
-/// is claimed for the dispatcher in `claims` while it has room (see `handoff`).
+/// What enqueueing one event owes.
+#[derive(Default)]
+pub(super) struct Owed {
+    pub deliveries: usize,
+    /// Due at once but not pre-claimed (the dispatcher had no room, or none is listening).
+    pub due_unclaimed: usize,
+}
+
+/// Inserts the deliveries owed for `event`. A delivery that is due at once is claimed for the
+/// dispatcher in `claims` while it has room (see `handoff`).
 pub(super) fn enqueue(
     db: &rusqlite::Connection,
     recipients: &Recipients,
@@ -74,9 +82,9 @@ pub(super) fn enqueue(
     at: &Timestamp,
     options: &StoreOptions,
     mut claims: Option<&mut PreClaims>,
-) -> Result<usize> {
+) -> Result<Owed> {
     let bit = trigger_mask(&[event.trigger]);
-    let mut owed = 0;
+    let mut owed = Owed::default();
     for recipient in &recipients.subscriptions {
         if recipient.triggers & bit == 0 {
             continue;
@@ -144,8 +152,10 @@ pub(super) fn enqueue(
                 max_attempts: options.max_attempts,
             };
             claims.claimed.push(delivery);
+        } else if !waiting {
+            owed.due_unclaimed += 1;
         }
-        owed += 1;
+        owed.deliveries += 1;
     }
     Ok(owed)
 }

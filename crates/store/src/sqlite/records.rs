@@ -105,6 +105,7 @@ pub(super) fn apply_inputs(
         duplicates: 0,
         state: head.machine.state,
         deliveries: 0,
+        due_unclaimed: 0,
     };
     // First decide everything (duplicates, validation, the state machine) without writing, so
     // a refused batch leaves nothing to undo and the group commit needs no savepoints.
@@ -160,8 +161,9 @@ pub(super) fn apply_inputs(
                 trigger,
                 data: &record.payload,
             };
-            outcome.deliveries +=
-                enqueue(db, recipients, &event, &at, options, claims.as_deref_mut())?;
+            let owed = enqueue(db, recipients, &event, &at, options, claims.as_deref_mut())?;
+            outcome.deliveries += owed.deliveries;
+            outcome.due_unclaimed += owed.due_unclaimed;
         }
     }
     let BotProgress {
