@@ -443,8 +443,9 @@ async fn a_hanging_endpoint_does_not_hold_up_a_healthy_one() {
     let healthy = Receiver::ok().await;
     // Each endpoint takes at most 4 attempts at a time. With ordering off every hanging
     // delivery is due at once (and again 0.2 s after each timeout), so the hanging endpoint
-    // stays saturated and most of its deliveries are claimed and handed back over and over:
-    // served serially, 300 attempts 4 at a time would need 300 / 4 × 2 s = 150 s.
+    // stays saturated: a few of its deliveries wait in its queue, the rest are handed back and
+    // claimed again over and over. Served serially, 300 attempts 4 at a time would need
+    // 300 / 4 × 2 s = 150 s.
     let (dir, project, server) = setup(&flags(&[
         "--retry-schedule",
         "0.2,0.2,0.2,0.2,0.2,0.2",
@@ -545,6 +546,51 @@ async fn a_hanging_endpoint_does_not_hold_up_a_healthy_one() {
 // ---- Operator endpoints. ----
 
 /// The samples of a Prometheus text exposition: `name{labels}` → value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_endpoint_queues_its_deliveries_instead_of_handing_them_back() {
+    // Each attempt takes 100 ms and the endpoint takes 2 at a time. One post of 10 events is
+    // one commit whose deliveries are all handed to the dispatcher together: 2 start, and the
+    // other 8 wait in the endpoint's queue (room for 4 × its limit) rather than going back to
+    // the database to be claimed again.
+    let slow = Receiver::start(always(Reply::ok().after(Duration::from_millis(100)))).await;
+    let (dir, project, server) = setup(&flags(&[
+        "--endpoint-concurrency",
+        "2",
+        "--webhook-ordering",
+        "false",
+    ]));
+    let api = server.api(&project.api_key);
+    subscribe_chat(&api, &slow.url()).await;
+    let runner = server.api(&create_runner_token(dir.path(), "busy-runner"));
+    let bot = joined_bots(&api, &runner, 1).await.remove(0);
+    let records: Vec<Value> = (0..10).map(chat).collect();
+    let (status, body) = runner
+        .post(
+            &format!("/runner/v1/bots/{bot}/records"),
+            &json!({ "records": records }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let got = slow
+        .wait_until(Duration::from_secs(10), "all ten events", |got| {
+            got.len() >= 10
+        })
+        .await;
+    let seqs: BTreeSet<usize> = got.iter().map(seq_of).collect();
+    assert_eq!(seqs, (0..10).collect(), "each event once");
+    let metrics = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    assert_eq!(
+        samples(&metrics)["meetwire_deliveries_handed_back_total"],
+        0.0,
+        "{metrics}"
+    );
+}
+
 fn samples(text: &str) -> HashMap<String, f64> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())

@@ -31,6 +31,8 @@ pub struct Metrics {
     pub attempt_seconds: Histogram,
     pub endpoint_failure_streak: Family<EndpointLabel, Gauge>,
     pub pending: Gauge,
+    /// Claimed deliveries given back to the outbox unattempted.
+    pub handed_back: Counter,
     pub oldest_due_seconds: Gauge<f64, AtomicU64>,
 }
 
@@ -67,6 +69,13 @@ impl Default for Metrics {
             "Deliveries not yet finished",
             pending.clone(),
         );
+        let handed_back = Counter::default();
+        registry.register(
+            "deliveries_handed_back",
+            "Claimed deliveries given back unattempted (endpoint at its limit with a full \
+             queue, rate-limited, or the in-flight budget spent), due again shortly",
+            handed_back.clone(),
+        );
         let oldest_due_seconds = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "oldest_due_delivery_age_seconds",
@@ -80,6 +89,7 @@ impl Default for Metrics {
             attempt_seconds,
             endpoint_failure_streak,
             pending,
+            handed_back,
             oldest_due_seconds,
         }
     }
