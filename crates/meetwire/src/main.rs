@@ -17,6 +17,12 @@ use tracing_subscriber::EnvFilter;
 
 use cli::{Cli, Command, LogFormat};
 
+/// mimalloc instead of the system allocator: the hot path allocates and frees many small
+/// buffers across threads (request bodies, rows, futures), and glibc's malloc was ~12 % of the
+/// server's CPU under load (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The developer tools print their own output on stdout, so by default only warnings are logged.
 fn default_log_level(command: &Command) -> &'static str {
     match command {
