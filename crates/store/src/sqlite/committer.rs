@@ -93,11 +93,18 @@ pub(super) struct Wake {
 }
 
 async fn run(writer: HotWriter, mut rx: mpsc::Receiver<Job>, options: StoreOptions, wake: Wake) {
-    let mut group = Vec::with_capacity(MAX_GROUP);
-    while rx.recv_many(&mut group, MAX_GROUP).await > 0 {
+    let mut jobs = Vec::with_capacity(MAX_GROUP);
+    while rx.recv_many(&mut jobs, MAX_GROUP).await > 0 {
         let started = std::time::Instant::now();
-        let mut claims = wake.handoff.begin();
-        let outcomes = commit_group(&writer, &mut group, &options, claims.as_mut(), &wake).await;
+        let claims = wake.handoff.begin();
+        let group = std::mem::take(&mut jobs);
+        let Some((group, claims, outcomes)) =
+            commit_group(&writer, group, options.clone(), claims, &wake).await
+        else {
+            // The writer thread is gone: the requests were dropped with the group and their
+            // callers are told the store is shutting down.
+            continue;
+        };
         tracing::debug!(
             jobs = group.len(),
             micros = started.elapsed().as_micros() as u64,
@@ -109,7 +116,11 @@ async fn run(writer: HotWriter, mut rx: mpsc::Receiver<Job>, options: StoreOptio
         let any_owed = outcomes
             .iter()
             .any(|o| o.as_ref().is_ok_and(|o| o.due_unclaimed > 0));
-        let replies: Vec<_> = group.drain(..).map(|job| job.reply).zip(outcomes).collect();
+        let replies: Vec<_> = group
+            .into_iter()
+            .map(|job| job.reply)
+            .zip(outcomes)
+            .collect();
         if !committed {
             // Nothing was written (all refused, or the transaction rolled back): nothing to
             // wait for, and no claim stands.
@@ -150,65 +161,72 @@ fn answer(
     }
 }
 
-/// Applies every job in one transaction; returns each job's outcome in order.
+/// A group's jobs, its pre-claims and each job's outcome, in order.
+type Committed = (Vec<Job>, Option<PreClaims>, Vec<Result<BatchOutcome>>);
+
+/// Applies every job in one transaction on the writer thread; `None` if that thread is gone.
 async fn commit_group(
     writer: &HotWriter,
-    group: &mut [Job],
-    options: &StoreOptions,
-    claims: Option<&mut PreClaims>,
+    mut group: Vec<Job>,
+    options: StoreOptions,
+    mut claims: Option<PreClaims>,
     wake: &Wake,
-) -> Vec<Result<BatchOutcome>> {
-    match try_commit_group(writer, group, options, claims, wake).await {
-        Ok(outcomes) => outcomes,
-        Err(e) => {
-            tracing::error!(error = %e, jobs = group.len(), "group commit failed");
-            let message = e.to_string();
-            group
-                .iter()
-                .map(|_| Err(StoreError::CommitFailed(message.clone())))
-                .collect()
-        }
-    }
+) -> Option<Committed> {
+    let syncer = wake.syncer.clone();
+    let committed = writer
+        .run(move |db| {
+            let applied = immediate(db, |db| {
+                apply_group(db, &mut group, &options, claims.as_mut())
+            });
+            let outcomes = match applied {
+                Ok((outcomes, newest_seq)) => {
+                    syncer.note_commit(newest_seq);
+                    outcomes
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, jobs = group.len(), "group commit failed");
+                    let message = e.to_string();
+                    group
+                        .iter()
+                        .map(|_| Err(StoreError::CommitFailed(message.clone())))
+                        .collect()
+                }
+            };
+            Ok((group, claims, outcomes))
+        })
+        .await;
+    committed.ok()
 }
 
-async fn try_commit_group(
-    writer: &HotWriter,
+/// Applies each job's inputs in the open transaction; returns their outcomes and the newest
+/// delivery row (for the syncer). A refusal wrote nothing; a database failure fails the group.
+fn apply_group(
+    db: &rusqlite::Connection,
     group: &mut [Job],
     options: &StoreOptions,
     mut claims: Option<&mut PreClaims>,
-    wake: &Wake,
-) -> Result<Vec<Result<BatchOutcome>>> {
-    writer
-        .run(|db| {
-            let outcomes = immediate(db, |db| {
-                let mut outcomes = Vec::with_capacity(group.len());
-                for job in group.iter_mut() {
-                    let inputs = std::mem::take(&mut job.inputs);
-                    let cursor = job.cursor.take();
-                    let outcome = apply_inputs(
-                        db,
-                        job.actor.borrow(),
-                        &job.bot_id,
-                        inputs,
-                        cursor,
-                        options,
-                        claims.as_deref_mut(),
-                    );
-                    // A refusal wrote nothing; a database failure fails the whole group.
-                    match outcome {
-                        Err(StoreError::Sqlite(e)) => return Err(StoreError::Sqlite(e)),
-                        outcome => outcomes.push(outcome),
-                    }
-                }
-                let owes = outcomes
-                    .iter()
-                    .any(|o| o.as_ref().is_ok_and(|o| o.deliveries > 0));
-                let newest_seq = if owes { newest_delivery(db)? } else { 0 };
-                Ok((outcomes, newest_seq))
-            })?;
-            let (outcomes, newest_seq) = outcomes;
-            wake.syncer.note_commit(newest_seq);
-            Ok(outcomes)
-        })
-        .await
+) -> Result<(Vec<Result<BatchOutcome>>, i64)> {
+    let mut outcomes = Vec::with_capacity(group.len());
+    for job in group.iter_mut() {
+        let inputs = std::mem::take(&mut job.inputs);
+        let cursor = job.cursor.take();
+        let outcome = apply_inputs(
+            db,
+            job.actor.borrow(),
+            &job.bot_id,
+            inputs,
+            cursor,
+            options,
+            claims.as_deref_mut(),
+        );
+        match outcome {
+            Err(StoreError::Sqlite(e)) => return Err(StoreError::Sqlite(e)),
+            outcome => outcomes.push(outcome),
+        }
+    }
+    let owes = outcomes
+        .iter()
+        .any(|o| o.as_ref().is_ok_and(|o| o.deliveries > 0));
+    let newest_seq = if owes { newest_delivery(db)? } else { 0 };
+    Ok((outcomes, newest_seq))
 }

@@ -35,7 +35,7 @@ pub(super) async fn claim(
 ) -> Result<Vec<ClaimedDelivery>> {
     let token = uuid::Uuid::new_v4().to_string();
     let claimed = writer
-        .run(|db| immediate(db, |db| claim_direct(db, &token, limit, lease_until)))
+        .run(move |db| immediate(db, |db| claim_direct(db, &token, limit, lease_until)))
         .await?;
     if let Some(newest) = claimed.iter().map(|d| d.seq).max() {
         syncer
@@ -150,14 +150,15 @@ fn attach_subscriptions(db: &rusqlite::Connection, claimed: &mut [ClaimedDeliver
 
 /// Hands claimed deliveries back unattempted, each due again at its time (endpoint saturated).
 pub(super) async fn release(writer: &HotWriter, claims: &[(i64, String, Timestamp)]) -> Result<()> {
+    let claims = claims.to_vec();
     writer
-        .run(|db| {
+        .run(move |db| {
             immediate(db, |db| {
                 let mut stmt = db.prepare_cached(
                     "UPDATE deliveries SET next_attempt_at = ?1, claim_token = NULL \
                  WHERE seq = ?2 AND claim_token = ?3",
                 )?;
-                for (seq, token, until) in claims {
+                for (seq, token, until) in &claims {
                     stmt.execute(rusqlite::params![until.timestamp_micros(), seq, token])?;
                 }
                 Ok(())
@@ -168,25 +169,30 @@ pub(super) async fn release(writer: &HotWriter, claims: &[(i64, String, Timestam
 
 /// Writes attempt results. A finished stream head frees the next delivery of its stream
 /// (ordering): it is claimed for the dispatcher in `claims` while the dispatcher has room (and
-/// handed over once durable), else made due. Returns how many were made due.
+/// handed over once durable), else made due. Returns how many were made due, and the claims.
 pub(super) async fn record_results(
     writer: &HotWriter,
-    results: &[AttemptResult],
-    mut claims: Option<&mut PreClaims>,
-) -> Result<usize> {
-    writer
-        .run(|db| {
-            immediate(db, |db| {
+    results: Vec<AttemptResult>,
+    mut claims: Option<PreClaims>,
+) -> (Option<PreClaims>, Result<usize>) {
+    let written = writer
+        .run(move |db| {
+            let made_due = immediate(db, |db| {
                 let made_due = results.iter().try_fold(0, |due, r| -> Result<usize> {
-                    Ok(due + record_result(db, r, claims.as_deref_mut())?)
+                    Ok(due + record_result(db, r, claims.as_mut())?)
                 })?;
-                if let Some(claims) = claims {
+                if let Some(claims) = claims.as_mut() {
                     attach_subscriptions(db, &mut claims.claimed)?;
                 }
                 Ok(made_due)
-            })
+            });
+            Ok((claims, made_due))
         })
-        .await
+        .await;
+    match written {
+        Ok((claims, made_due)) => (claims, made_due),
+        Err(e) => (None, Err(e)),
+    }
 }
 
 fn record_result(

@@ -287,8 +287,9 @@ impl Store for SqliteStore {
     }
 
     async fn record_attempts(&self, results: &[AttemptResult]) -> Result<()> {
-        let mut claims = self.wake.handoff.begin();
-        let made_due = deliveries::record_results(&self.hot, results, claims.as_mut()).await;
+        let claims = self.wake.handoff.begin();
+        let (claims, made_due) =
+            deliveries::record_results(&self.hot, results.to_vec(), claims).await;
         // Results can free waiting deliveries (ordering): hand over the ones claimed for the
         // dispatcher once their events are durable, and wake it for the others. The results
         // themselves need not be durable first: if a crash loses one, its delivery is tried
