@@ -66,7 +66,13 @@ impl HotWriter {
                     if let Err(e) = restart_if_wanted(&db, &restart_log) {
                         tracing::warn!(error = %e, "restarting the log failed");
                     }
-                    task(&db);
+                    // A task that panics fails its own caller (its answer is dropped), not
+                    // the thread: the transaction it left open is rolled back.
+                    let run = std::panic::AssertUnwindSafe(|| task(&db));
+                    if std::panic::catch_unwind(run).is_err() {
+                        tracing::error!("a hot-path transaction panicked; rolled back");
+                        let _ = db.execute_batch("ROLLBACK");
+                    }
                 }
             })
             .map_err(|e| StoreError::Invalid(format!("cannot start the writer thread: {e}")))?;
@@ -153,5 +159,30 @@ pub(super) fn immediate<T>(
             let _ = db.execute_batch("ROLLBACK");
             Err(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_task_fails_only_its_caller() {
+        let dir = tempfile::tempdir().unwrap();
+        let restart = Arc::new(AtomicBool::new(false));
+        let writer = HotWriter::open(&dir.path().join("db"), restart).unwrap();
+        let failed = writer
+            .run(|db| -> Result<()> {
+                db.execute_batch("BEGIN IMMEDIATE")?;
+                panic!("a bug inside a transaction");
+            })
+            .await;
+        assert!(failed.is_err());
+        // The thread lives on, and the transaction the task left open was rolled back.
+        let one: i64 = writer
+            .run(|db| immediate(db, |db| Ok(db.query_row("SELECT 1", [], |r| r.get(0))?)))
+            .await
+            .unwrap();
+        assert_eq!(one, 1);
     }
 }
