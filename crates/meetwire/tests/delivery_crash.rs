@@ -238,13 +238,7 @@ async fn sigkill_with_deliveries_in_flight_loses_nothing() {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let metrics = reqwest::get(format!("{}/metrics", server.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let pending_at_kill = samples(&metrics)["meetwire_deliveries_pending"] as usize;
+    let pending_at_kill = metric_samples(&server).await["meetwire_deliveries_pending"] as usize;
     let posting_for = started.elapsed();
     let killed_at = Instant::now();
     server.kill();
@@ -578,16 +572,10 @@ async fn a_busy_endpoint_queues_its_deliveries_instead_of_handing_them_back() {
         .await;
     let seqs: BTreeSet<usize> = got.iter().map(seq_of).collect();
     assert_eq!(seqs, (0..10).collect(), "each event once");
-    let metrics = reqwest::get(format!("{}/metrics", server.base))
-        .await
-        .expect("GET /metrics")
-        .text()
-        .await
-        .expect("metrics text");
+    let metrics = metric_samples(&server).await;
     assert_eq!(
-        samples(&metrics)["meetwire_deliveries_handed_back_total"],
-        0.0,
-        "{metrics}"
+        metrics["meetwire_deliveries_handed_back_total"], 0.0,
+        "{metrics:?}"
     );
 }
 
@@ -629,6 +617,17 @@ async fn the_write_ahead_log_stays_bounded_under_sustained_load() {
     let log = dir.path().join("meetwire.sqlite3-wal");
     let size = std::fs::metadata(&log).unwrap().len();
     assert!(size < LOG_BOUND, "the log grew to {} MiB", size >> 20);
+}
+
+/// The server's `/metrics` samples, by name with labels.
+async fn metric_samples(server: &Server) -> HashMap<String, f64> {
+    let text = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    samples(&text)
 }
 
 fn samples(text: &str) -> HashMap<String, f64> {
