@@ -85,14 +85,16 @@ impl PreClaims {
 
     /// Hands the deliveries of a durable transaction to the dispatcher. If it has gone, the
     /// rows stay claimed until their lease expires and are then taken over.
-    pub fn deliver(self) {
-        let handoff = self.handoff;
-        handoff.give_back(self.reserved - self.claimed.len());
-        if self.claimed.is_empty() {
+    pub fn deliver(mut self) {
+        let claimed = std::mem::take(&mut self.claimed);
+        // The delivered ones' credits come back from the dispatcher; the unused now.
+        self.handoff.give_back(self.reserved - claimed.len());
+        self.reserved = 0;
+        if claimed.is_empty() {
             return;
         }
-        if let Some(route) = handoff.route.get() {
-            let _ = route.deliveries.send(self.claimed);
+        if let Some(route) = self.handoff.route.get() {
+            let _ = route.deliveries.send(claimed);
         }
     }
 
@@ -104,8 +106,15 @@ impl PreClaims {
         }
     }
 
-    /// Gives back the credits of a transaction that did not commit or did not become durable.
-    pub fn abandon(self) {
+    /// Gives back the credits of a transaction that did not commit or did not become durable
+    /// (what dropping the claims does).
+    pub fn abandon(self) {}
+}
+
+/// Claims dropped on any path that neither delivered nor abandoned them — a failed or
+/// panicked writer task — give their credits back, so the dispatcher's budget never shrinks.
+impl Drop for PreClaims {
+    fn drop(&mut self) {
         self.handoff.give_back(self.reserved);
     }
 }
@@ -157,5 +166,17 @@ mod tests {
         handoff.give_back(1);
         let mut again = handoff.begin().unwrap();
         assert!(again.reserve() && again.reserve());
+    }
+
+    #[test]
+    fn claims_dropped_unsettled_give_their_credits_back() {
+        let handoff = Arc::new(HandOff::default());
+        let _rx = handoff.open(2, chrono::Duration::seconds(5)).unwrap();
+        let mut lost = handoff.begin().unwrap();
+        assert!(lost.reserve() && lost.reserve());
+        lost.claimed.push(claimed(1));
+        drop(lost);
+        let mut next = handoff.begin().unwrap();
+        assert!(next.reserve() && next.reserve(), "both credits came back");
     }
 }
