@@ -128,8 +128,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<ClaimedDelivery>>;
     /// Returns claimed deliveries `(seq, claim token, due again at)` unattempted.
     async fn release_deliveries(&self, claims: &[(i64, String, Timestamp)]) -> Result<()>;
-    /// Writes attempt results (and the deliveries' next states) in one transaction.
-    async fn record_attempts(&self, results: &[AttemptResult]) -> Result<()>;
+    /// Writes attempt results (and the deliveries' next states) in one transaction. Shared, so
+    /// that a retried write and the writer thread need no copy of the batch.
+    async fn record_attempts(&self, results: Arc<[AttemptResult]>) -> Result<()>;
     /// When the earliest pending delivery is due.
     async fn next_due_delivery(&self) -> Result<Option<Timestamp>>;
     async fn delivery_stats(&self) -> Result<DeliveryStats>;

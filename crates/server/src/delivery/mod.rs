@@ -511,16 +511,13 @@ fn endpoint_key(url: &str) -> String {
 async fn write_results(store: Arc<dyn Store>, mut rx: mpsc::Receiver<AttemptResult>) {
     let mut batch = Vec::with_capacity(512);
     while rx.recv_many(&mut batch, 512).await > 0 {
-        write_batch(store.as_ref(), &mut batch).await;
+        write_batch(store.as_ref(), batch.drain(..).collect()).await;
     }
 }
 
-async fn write_batch(store: &dyn Store, batch: &mut Vec<AttemptResult>) {
-    if batch.is_empty() {
-        return;
-    }
+async fn write_batch(store: &dyn Store, batch: Arc<[AttemptResult]>) {
     for attempt in 0..5u32 {
-        match store.record_attempts(batch).await {
+        match store.record_attempts(batch.clone()).await {
             Ok(()) => break,
             Err(e) => {
                 tracing::error!(error = %e, attempt, "writing delivery results failed");
@@ -528,7 +525,6 @@ async fn write_batch(store: &dyn Store, batch: &mut Vec<AttemptResult>) {
             }
         }
     }
-    batch.clear();
 }
 
 #[cfg(test)]

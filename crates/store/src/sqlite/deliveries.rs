@@ -6,6 +6,7 @@
 //! (and whose rows another worker re-claimed) cannot overwrite the newer attempt.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use meetwire_core::time::{from_micros, now, Timestamp};
 use meetwire_core::trigger::Trigger;
@@ -172,7 +173,7 @@ pub(super) async fn release(writer: &HotWriter, claims: &[(i64, String, Timestam
 /// handed over once durable), else made due. Returns how many were made due, and the claims.
 pub(super) async fn record_results(
     writer: &HotWriter,
-    results: Vec<AttemptResult>,
+    results: Arc<[AttemptResult]>,
     mut claims: Option<PreClaims>,
 ) -> (Option<PreClaims>, Result<usize>) {
     let written = writer

@@ -286,10 +286,14 @@ impl Store for SqliteStore {
         deliveries::release(&self.hot, claims).await
     }
 
-    async fn record_attempts(&self, results: &[AttemptResult]) -> Result<()> {
+    async fn record_attempts(&self, results: Arc<[AttemptResult]>) -> Result<()> {
+        // A retry is due soon: the dispatcher, asleep until its next known due time, must
+        // look again.
+        let retrying = results
+            .iter()
+            .any(|r| matches!(r.outcome, AttemptOutcome::Retry { .. }));
         let claims = self.wake.handoff.begin();
-        let (claims, made_due) =
-            deliveries::record_results(&self.hot, results.to_vec(), claims).await;
+        let (claims, made_due) = deliveries::record_results(&self.hot, results, claims).await;
         // Results can free waiting deliveries (ordering): hand over the ones claimed for the
         // dispatcher once their events are durable, and wake it for the others. The results
         // themselves need not be durable first: if a crash loses one, its delivery is tried
@@ -305,11 +309,6 @@ impl Store for SqliteStore {
                 Err(_) => claims.abandon(),
             }
         }
-        // A retry is due soon: the dispatcher, asleep until its next known due time, must
-        // look again.
-        let retrying = results
-            .iter()
-            .any(|r| matches!(r.outcome, AttemptOutcome::Retry { .. }));
         if made_due? > 0 || retrying {
             self.wake.owed.notify_one();
         }
