@@ -109,55 +109,103 @@ impl Syncer {
     }
 }
 
+/// Log syncs allowed in flight at once: commits made while one fsync runs start their own
+/// instead of waiting for it to end first (they would otherwise wait up to two fsyncs).
+const SYNCS_IN_FLIGHT: usize = 2;
+
+/// What one fsync covers and who waits for it.
+struct Batch {
+    covered: u64,
+    covered_seq: i64,
+    waiting: Vec<AfterSync>,
+    started: std::time::Instant,
+}
+
 async fn run(wal: PathBuf, mut rx: mpsc::UnboundedReceiver<AfterSync>, progress: Arc<Progress>) {
-    let mut file: Option<File> = None;
+    let mut file: Option<Arc<File>> = None;
+    let mut in_flight = tokio::task::JoinSet::new();
+    let mut batches = std::collections::HashMap::new();
     let mut waiting = Vec::new();
-    while rx.recv_many(&mut waiting, 4096).await > 0 {
-        let covered_seq = progress.committed_seq.load(Ordering::Acquire);
-        let covered = progress.committed.load(Ordering::Acquire);
-        let started = std::time::Instant::now();
-        let (reopened, result) = tokio::task::spawn_blocking({
-            let wal = wal.clone();
-            let file = file.take();
-            move || sync(&wal, file)
-        })
-        .await
-        .unwrap_or_else(|e| (None, Err(format!("the log sync task failed: {e}"))));
-        file = reopened;
-        if started.elapsed() > SLOW_SYNC {
-            let millis = started.elapsed().as_millis() as u64;
-            tracing::warn!(
-                millis,
-                waiting = waiting.len(),
-                "the disk took long to sync the log"
-            );
-        }
-        match &result {
-            Ok(()) => {
-                progress.synced_seq.fetch_max(covered_seq, Ordering::AcqRel);
-                progress.synced.fetch_max(covered, Ordering::AcqRel);
+    let mut open = true;
+    loop {
+        tokio::select! {
+            received = rx.recv_many(&mut waiting, 4096),
+                if open && in_flight.len() < SYNCS_IN_FLIGHT =>
+            {
+                if received == 0 {
+                    open = false;
+                    continue;
+                }
+                let batch = Batch {
+                    covered_seq: progress.committed_seq.load(Ordering::Acquire),
+                    covered: progress.committed.load(Ordering::Acquire),
+                    waiting: std::mem::take(&mut waiting),
+                    started: std::time::Instant::now(),
+                };
+                let handle = match &file {
+                    Some(handle) => Ok(handle.clone()),
+                    None => open_log(&wal).map(Arc::new),
+                };
+                if let Ok(handle) = &handle {
+                    file = Some(handle.clone());
+                }
+                let wal = wal.clone();
+                let task = in_flight.spawn_blocking(move || {
+                    handle.and_then(|file| {
+                        file.sync_data()
+                            .map_err(|e| format!("fsync of {} failed: {e}", wal.display()))
+                    })
+                });
+                batches.insert(task.id(), batch);
             }
-            Err(e) => tracing::error!(error = %e, "syncing the write-ahead log failed"),
-        }
-        for work in waiting.drain(..) {
-            work(result.clone());
+            Some(done) = in_flight.join_next_with_id() => {
+                let (id, result) = match done {
+                    Ok((id, result)) => (id, result),
+                    Err(e) => (e.id(), Err(format!("the log sync task failed: {e}"))),
+                };
+                if result.is_err() {
+                    // Reopen on the next sync: the handle may be what failed.
+                    file = None;
+                }
+                if let Some(batch) = batches.remove(&id) {
+                    finish(batch, result, &progress);
+                }
+            }
+            else => break,
         }
     }
 }
 
-/// fsyncs the log, opening it on first use; keeps the handle for the next time.
-fn sync(wal: &PathBuf, file: Option<File>) -> (Option<File>, Result<(), String>) {
-    let file = match file {
-        Some(file) => file,
-        None => match File::options().read(true).write(true).open(wal) {
-            Ok(file) => file,
-            Err(e) => return (None, Err(format!("cannot open {}: {e}", wal.display()))),
-        },
-    };
-    match file.sync_data() {
-        Ok(()) => (Some(file), Ok(())),
-        Err(e) => (None, Err(format!("fsync of {} failed: {e}", wal.display()))),
+/// Records what a finished fsync covered and runs the work that waited for it.
+fn finish(batch: Batch, result: Result<(), String>, progress: &Progress) {
+    let elapsed = batch.started.elapsed();
+    if elapsed > SLOW_SYNC {
+        tracing::warn!(
+            millis = elapsed.as_millis() as u64,
+            waiting = batch.waiting.len(),
+            "the disk took long to sync the log"
+        );
     }
+    match &result {
+        Ok(()) => {
+            progress
+                .synced_seq
+                .fetch_max(batch.covered_seq, Ordering::AcqRel);
+            progress.synced.fetch_max(batch.covered, Ordering::AcqRel);
+        }
+        Err(e) => tracing::error!(error = %e, "syncing the write-ahead log failed"),
+    }
+    for work in batch.waiting {
+        work(result.clone());
+    }
+}
+
+fn open_log(wal: &PathBuf) -> Result<File, String> {
+    File::options()
+        .read(true)
+        .write(true)
+        .open(wal)
+        .map_err(|e| format!("cannot open {}: {e}", wal.display()))
 }
 
 #[cfg(test)]
