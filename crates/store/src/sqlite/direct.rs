@@ -50,7 +50,12 @@ impl HotWriter {
     /// Opens a writer on the (already created and migrated) database at `path` and starts its
     /// thread; `restart_log` is set by the checkpointer when the log should start over.
     pub(super) fn open(path: &Path, restart_log: Arc<AtomicBool>) -> Result<Self> {
-        let db = rusqlite::Connection::open(path)?;
+        let vfs = super::gathered_log::register()?;
+        let db = rusqlite::Connection::open_with_flags_and_vfs(
+            path,
+            rusqlite::OpenFlags::default(),
+            vfs,
+        )?;
         db.busy_handler(Some(wait_briefly))?;
         db.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         db.execute_batch(&format!(

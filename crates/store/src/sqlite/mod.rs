@@ -12,6 +12,7 @@ mod committer;
 mod credentials;
 mod deliveries;
 mod direct;
+mod gathered_log;
 mod outbox;
 mod records;
 mod rows;
