@@ -140,8 +140,15 @@ fn refuse(status: StatusCode, message: &str) -> Response {
     response
 }
 
-/// Ready when the database answers.
+/// Ready when the database answers and what it is given can still be made durable.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    if let Some(failure) = state.store.durability_failure() {
+        tracing::warn!(error = %failure, "not ready");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "log sync failed; restart required"})),
+        );
+    }
     match state.store.project_count().await {
         Ok(_) => (StatusCode::OK, Json(json!({"status": "ready"}))),
         Err(e) => {

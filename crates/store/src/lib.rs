@@ -136,6 +136,9 @@ pub trait Store: Send + Sync + 'static {
     async fn delivery_stats(&self) -> Result<DeliveryStats>;
     /// Notified whenever a commit makes new deliveries owed.
     fn deliveries_owed(&self) -> Arc<Notify>;
+    /// Why writes can no longer be made durable (a failed log sync), if they cannot: the
+    /// process must restart to recover.
+    fn durability_failure(&self) -> Option<String>;
     /// Deliveries claimed for this process's dispatcher as they become due (see `handoff`).
     fn handoff(&self) -> Arc<handoff::HandOff>;
 

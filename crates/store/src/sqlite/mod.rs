@@ -287,6 +287,10 @@ impl Store for SqliteStore {
         deliveries::release(&self.hot, claims).await
     }
 
+    fn durability_failure(&self) -> Option<String> {
+        self.wake.syncer.failure()
+    }
+
     async fn record_attempts(&self, results: Arc<[AttemptResult]>) -> Result<()> {
         // A retry is due soon: the dispatcher, asleep until its next known due time, must
         // look again.

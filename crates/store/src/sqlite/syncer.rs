@@ -5,13 +5,20 @@
 //! while the disk syncs one group the writer already runs the next instead of sitting in fsync
 //! with the write lock held. Nothing is answered or sent before the fsync that covers it.
 //!
+//! A failed fsync is final. After one, Linux may have dropped the pages it could not write and
+//! a later fsync succeeds without them; SQLite's recovery stops at the first frame that did not
+//! reach the disk, so every commit after it would be lost too. So once a sync fails nothing
+//! more counts as durable: commits wait in vain and are refused, rows made durable before the
+//! failure still count, and the store reports the failure (readiness) until a restart recovers
+//! the log from what the disk holds.
+//!
 //! Checkpoints stay safe: the checkpointer syncs the log before copying it and the database
 //! file before the log may be reused (SQLite does both for any `synchronous` above OFF).
 
 use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -32,13 +39,20 @@ pub(super) struct Syncer {
 /// equal nothing is waiting for the disk. Beside them, the newest delivery row (by `seq`,
 /// which only grows) each count had reached: work that only needs one older row durable — a
 /// stream's next delivery freed by its head's result, a claimed retry — need not wait for the
-/// fsync of commits made after that row.
+/// fsync of commits made after that row. `failed` holds the first fsync's error, for good.
 #[derive(Default)]
 struct Progress {
     committed: AtomicU64,
     synced: AtomicU64,
     committed_seq: AtomicI64,
     synced_seq: AtomicI64,
+    failed: OnceLock<String>,
+}
+
+impl Progress {
+    fn failure(&self) -> Option<Result<(), String>> {
+        self.failed.get().map(|e| Err(e.clone()))
+    }
 }
 
 impl Syncer {
@@ -78,6 +92,11 @@ impl Syncer {
         }
     }
 
+    /// The error of the fsync that failed, if one did: nothing is made durable since.
+    pub(super) fn failure(&self) -> Option<String> {
+        self.progress.failed.get().cloned()
+    }
+
     /// Runs `work` once the delivery rows up to `seq` are durable: at once if an fsync has
     /// covered them, else after the next one.
     pub(super) fn when_rows_durable(&self, seq: i64, work: AfterSync) {
@@ -88,8 +107,12 @@ impl Syncer {
         }
     }
 
-    /// Runs `work` after the next sync (at once, with an error, if the syncer has stopped).
+    /// Runs `work` after the next sync (at once, with an error, if a sync failed before or
+    /// the syncer has stopped).
     pub(super) fn after_sync(&self, work: AfterSync) {
+        if let Some(failed) = self.progress.failure() {
+            return work(failed);
+        }
         if let Err(mpsc::error::SendError(work)) = self.queue.send(work) {
             work(Err("the store is shutting down".into()));
         }
@@ -163,10 +186,6 @@ async fn run(wal: PathBuf, mut rx: mpsc::UnboundedReceiver<AfterSync>, progress:
                     Ok((id, result)) => (id, result),
                     Err(e) => (e.id(), Err(format!("the log sync task failed: {e}"))),
                 };
-                if result.is_err() {
-                    // Reopen on the next sync: the handle may be what failed.
-                    file = None;
-                }
                 if let Some(batch) = batches.remove(&id) {
                     finish(batch, result, &progress);
                 }
@@ -186,14 +205,22 @@ fn finish(batch: Batch, result: Result<(), String>, progress: &Progress) {
             "the disk took long to sync the log"
         );
     }
-    match &result {
-        Ok(()) => {
-            progress
-                .synced_seq
-                .fetch_max(batch.covered_seq, Ordering::AcqRel);
-            progress.synced.fetch_max(batch.covered, Ordering::AcqRel);
+    if let Err(e) = &result {
+        if progress.failed.set(e.clone()).is_ok() {
+            tracing::error!(
+                error = %e,
+                "syncing the write-ahead log failed: nothing more is acknowledged; restart \
+                 meetwire to recover the log from the disk"
+            );
         }
-        Err(e) => tracing::error!(error = %e, "syncing the write-ahead log failed"),
+    }
+    // A sync that succeeds after one failed proves nothing about the pages the failure lost.
+    let result = progress.failure().unwrap_or(result);
+    if result.is_ok() {
+        progress
+            .synced_seq
+            .fetch_max(batch.covered_seq, Ordering::AcqRel);
+        progress.synced.fetch_max(batch.covered, Ordering::AcqRel);
     }
     for work in batch.waiting {
         work(result.clone());
@@ -237,5 +264,24 @@ mod tests {
         assert!(runs_at_once(&syncer, 4));
         syncer.rows_durable(9).await.unwrap();
         assert!(runs_at_once(&syncer, 9));
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_fsync_nothing_more_counts_as_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = dir.path().join("log");
+        // No log file yet: the first sync fails for real (it cannot open the file).
+        let syncer = Syncer::start(wal.clone(), 3);
+        assert!(syncer.rows_durable(3).await.is_err());
+        assert!(syncer.failure().is_some());
+        // The file is there now and an fsync of it would succeed: still nothing is durable.
+        std::fs::write(&wal, b"frames").unwrap();
+        syncer.note_commit(4);
+        assert!(syncer.rows_durable(4).await.is_err());
+        let (done, answer) = oneshot::channel();
+        syncer.after_sync(Box::new(move |r| {
+            let _ = done.send(r);
+        }));
+        assert!(answer.await.unwrap().is_err());
     }
 }
