@@ -448,7 +448,9 @@ struct Sends {
     sent_ns: Vec<AtomicU64>,
 }
 
-/// Sends `events` events as fast as `concurrency` connections allow, `batch` per request.
+/// Sends `events` events as fast as `concurrency` connections allow, `batch` per request; the
+/// requests go to the fixture's bots in turn, so every bot (one ordered stream each) gets its
+/// share whatever the number of connections.
 async fn flood(
     fixture: &Arc<Fixture>,
     sends: &Arc<Sends>,
@@ -459,16 +461,16 @@ async fn flood(
 ) -> Result<Duration> {
     let next = Arc::new(AtomicUsize::new(0));
     let mut workers = tokio::task::JoinSet::new();
-    for worker in 0..concurrency {
+    for _ in 0..concurrency {
         let (fixture, sends, next) = (fixture.clone(), sends.clone(), next.clone());
         workers.spawn(async move {
             let mut connection = fixture.connection().await?;
-            let bot = &fixture.bots[worker % fixture.bots.len()];
             loop {
                 let first = next.fetch_add(batch, Ordering::Relaxed);
                 if first >= events {
                     return Ok::<(), BenchError>(());
                 }
+                let bot = &fixture.bots[(first / batch) % fixture.bots.len()];
                 let count = batch.min(events - first);
                 let at = start.elapsed().as_nanos() as u64;
                 for n in first..first + count {
@@ -525,6 +527,17 @@ fn last_receipt(receipts: &Receipts) -> Duration {
     Duration::from_nanos(max)
 }
 
+/// How many events arrived by `until` (time since the bench started).
+fn delivered_by(receipts: &Receipts, until: Duration) -> usize {
+    let until = until.as_nanos() as u64;
+    receipts
+        .first_seen_ns
+        .iter()
+        .map(|r| r.load(Ordering::Relaxed))
+        .filter(|&seen| seen != 0 && seen <= until)
+        .count()
+}
+
 async fn throughput(args: &BenchArgs, batch: usize, failing: f64) -> Result<String> {
     let mut extra = vec![];
     if failing > 0.0 {
@@ -556,6 +569,7 @@ async fn throughput(args: &BenchArgs, batch: usize, failing: f64) -> Result<Stri
     )
     .await?
         - run_start;
+    let during_load = delivered_by(&receipts, run_start + ingest);
     let complete = await_receipts(&receipts, args.events, Duration::from_secs(300)).await;
     let end_to_end = last_receipt(&receipts).saturating_sub(run_start);
     let delivered = receipts.delivered.load(Ordering::Relaxed);
@@ -579,6 +593,7 @@ async fn throughput(args: &BenchArgs, batch: usize, failing: f64) -> Result<Stri
         "events: {events} ({batch} per request, {conc} connections, {bots} bots){failing}\n\
          ingest: {ingest_rate:.0} events/s acknowledged ({ingest:.2} s)\n\
          end to end: {e2e_rate:.0} deliveries/s ({delivered}/{events} delivered{incomplete}, last at {e2e:.2} s)\n\
+         while the load lasted: {load_rate:.0} deliveries/s ({during_load} delivered)\n\
          attempts: {attempts}\n\
          event→receipt latency: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms\n\
          server CPU: {server_cpu}\n\
@@ -595,6 +610,7 @@ async fn throughput(args: &BenchArgs, batch: usize, failing: f64) -> Result<Stri
         ingest_rate = args.events as f64 / ingest.as_secs_f64(),
         ingest = ingest.as_secs_f64(),
         e2e_rate = delivered as f64 / end_to_end.as_secs_f64().max(1e-9),
+        load_rate = during_load as f64 / ingest.as_secs_f64().max(1e-9),
         incomplete = if complete { "" } else { ", INCOMPLETE" },
         e2e = end_to_end.as_secs_f64(),
         attempts = receipts.attempts.load(Ordering::Relaxed),
