@@ -24,9 +24,9 @@ use crate::error::{Result, StoreError};
 /// file; with 8 MiB those were mostly misses once the database passed ~100,000 events
 /// (sustained throughput fell ~25 % from a 60,000- to a 150,000-event run). Larger caches cost
 /// at commit: after a transaction that split index pages SQLite walks the whole cache's hash
-/// (`pcache1TruncateUnsafe`, ~8 % of this thread's time with 32 MiB). Measured in alternating
-/// runs of 100,000 and 200,000 events, 16 MiB did as well as 32 MiB or slightly better (4 of 6
-/// pairs, ~3 % on average, inside the noise), with 18 MiB less resident memory.
+/// (`pcache1TruncateUnsafe`, ~8 % of this thread's time with 32 MiB). In nine alternating pairs
+/// of 100,000- and 200,000-event runs, 16 and 32 MiB did equally well (each won some pairs,
+/// by less than the noise); 16 MiB holds 18 MiB less resident memory.
 const CACHE_KIB: i64 = 16 * 1024;
 
 /// Statements kept prepared on the hot-path connection (it uses about twenty).
