@@ -17,6 +17,7 @@ use std::time::Duration;
 use sqlx::SqliteConnection;
 
 use super::checkpoint::restart_if_wanted;
+use super::gathered_log::discard_uncommitted;
 use crate::error::{Result, StoreError};
 
 /// The hot-path connection's page cache: 16 MiB of 4 KiB pages. The outbox's random
@@ -64,7 +65,7 @@ impl HotWriter {
         db.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
              PRAGMA cache_size = -{CACHE_KIB}; PRAGMA wal_autocheckpoint = 0; \
-             PRAGMA journal_size_limit = 134217728;"
+             PRAGMA journal_size_limit = 134217728; PRAGMA cache_spill = OFF;"
         ))?;
         let (tasks, queue) = std::sync::mpsc::channel::<Task>();
         std::thread::Builder::new()
@@ -80,6 +81,14 @@ impl HotWriter {
                     if std::panic::catch_unwind(run).is_err() {
                         tracing::error!("a hot-path transaction panicked; rolled back");
                         let _ = db.execute_batch("ROLLBACK");
+                    }
+                    // Log writes of a transaction that rolled back must not reach the log.
+                    let dropped = discard_uncommitted(&db);
+                    if dropped > 0 {
+                        tracing::warn!(
+                            bytes = dropped,
+                            "dropped a rolled-back transaction's log writes"
+                        );
                     }
                 }
             })
@@ -192,5 +201,19 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(one, 1);
+    }
+
+    #[tokio::test]
+    async fn the_writer_never_spills_frames_before_a_commit() {
+        // Its log writes are gathered until the commit (`gathered_log`), which a spill
+        // followed by a rollback would leave behind.
+        let dir = tempfile::tempdir().unwrap();
+        let restart = Arc::new(AtomicBool::new(false));
+        let writer = HotWriter::open(&dir.path().join("db"), restart).unwrap();
+        let spill: i64 = writer
+            .run(|db| Ok(db.query_row("PRAGMA cache_spill", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(spill, 0);
     }
 }

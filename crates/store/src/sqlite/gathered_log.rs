@@ -8,6 +8,12 @@
 //! Any other use of the log file (a read, sync, truncate, size query, lock, file control, a
 //! write elsewhere, close) first writes out what is gathered, so SQLite always finds the file
 //! as if every write had gone straight through. Every other file is the default VFS's own.
+//!
+//! Frames SQLite writes before a commit — a page-cache spill in a large transaction — are
+//! gathered too, and if that transaction rolls back no further call writes them out: they would
+//! land later, over frames another connection has committed at the same place in the log since.
+//! So a connection opened here must not spill (`PRAGMA cache_spill = OFF`), and anything still
+//! gathered once its transaction is over is dropped (`discard_uncommitted`).
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::sync::atomic::{AtomicPtr, Ordering};
@@ -62,6 +68,34 @@ pub(super) fn register() -> Result<&'static str> {
         .clone()
         .map(|()| VFS_NAME)
         .map_err(StoreError::Invalid)
+}
+
+/// Drops log writes still gathered on `db` outside a transaction: they belong to one that
+/// rolled back (a commit always writes everything out). Returns how many bytes were dropped.
+pub(super) fn discard_uncommitted(db: &rusqlite::Connection) -> usize {
+    if !db.is_autocommit() {
+        return 0;
+    }
+    let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
+    // SAFETY: the connection is open; SQLite writes the log file's pointer (or null) into
+    // `file`. The file is ours only if it carries our methods, and the writer thread that owns
+    // the connection is the only one calling into it.
+    unsafe {
+        let rc = ffi::sqlite3_file_control(
+            db.handle(),
+            c"main".as_ptr(),
+            ffi::SQLITE_FCNTL_JOURNAL_POINTER,
+            std::ptr::addr_of_mut!(file).cast(),
+        );
+        if rc != ffi::SQLITE_OK || file.is_null() || !std::ptr::eq((*file).pMethods, &LOG_METHODS) {
+            return 0;
+        }
+        let gathered = &mut *(*file.cast::<LogFile>()).gathered;
+        let dropped = gathered.bytes.len();
+        gathered.bytes.clear();
+        gathered.commit_page_at = None;
+        dropped
+    }
 }
 
 /// An open log file: SQLite's handle, then the default VFS's file for the same log.
@@ -384,6 +418,49 @@ mod tests {
             .unwrap();
         assert_eq!(check, "ok");
         drop(db);
+    }
+
+    #[test]
+    fn a_rolled_back_spill_never_lands_over_another_writers_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let db = writer(&path);
+        let other = Connection::open(&path).unwrap();
+        // An empty log, so the other writer's frames go where the spilled ones were gathered.
+        db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
+        db.execute_batch("BEGIN IMMEDIATE").unwrap();
+        for n in 0..2000 {
+            db.execute(
+                "INSERT INTO t (v) VALUES (?1)",
+                [format!("{n}{}", "x".repeat(300))],
+            )
+            .unwrap();
+        }
+        db.execute_batch("ROLLBACK").unwrap();
+        assert!(discard_uncommitted(&db) > 0, "the spill was gathered");
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        for n in 0..3000 {
+            other
+                .execute(
+                    "INSERT INTO t (v) VALUES (?1)",
+                    [format!("{n}{}", "y".repeat(300))],
+                )
+                .unwrap();
+        }
+        other.execute_batch("COMMIT").unwrap();
+        // The gathering connection touches the log again; the other commit must survive it.
+        assert_eq!(count(&db), 3000);
+        let fresh = Connection::open(&path).unwrap();
+        assert_eq!(
+            contents(&fresh),
+            (3000, contents(&other).1, "ok".to_owned())
+        );
+        assert_eq!(
+            discard_uncommitted(&db),
+            0,
+            "nothing is gathered between commits"
+        );
     }
 
     #[test]
