@@ -13,7 +13,10 @@
 //! gathered too, and if that transaction rolls back no further call writes them out: they would
 //! land later, over frames another connection has committed at the same place in the log since.
 //! So a connection opened here must not spill (`PRAGMA cache_spill = OFF`), and anything still
-//! gathered once its transaction is over is dropped (`discard_uncommitted`).
+//! gathered once its transaction is over is dropped (`discard_uncommitted`). It must also
+//! commit at `synchronous = NORMAL`: at FULL, SQLite may pad the log after the commit frame and
+//! split a padding frame around an fsync, leaving its tail gathered when the commit is
+//! published.
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::sync::atomic::{AtomicPtr, Ordering};
