@@ -352,18 +352,23 @@ mod tests {
         db
     }
 
+    /// Inserts `rows` rows of about `width` bytes, tagged `tag`.
+    fn insert_rows(db: &Connection, rows: usize, tag: &str, width: usize) {
+        for n in 0..rows {
+            db.execute(
+                "INSERT INTO t (v) VALUES (?1)",
+                [format!("{tag}-{n}-{}", "x".repeat(width))],
+            )
+            .unwrap();
+        }
+    }
+
     /// Commits of every shape: single rows, many pages, and pages spilled then changed again.
     fn commit_mixed(db: &Connection, round: i64) {
         db.execute("INSERT INTO t (v) VALUES (?1)", [format!("one {round}")])
             .unwrap();
         db.execute_batch("BEGIN IMMEDIATE").unwrap();
-        for n in 0..300 {
-            db.execute(
-                "INSERT INTO t (v) VALUES (?1)",
-                [format!("{round}-{n}-{}", "x".repeat(200))],
-            )
-            .unwrap();
-        }
+        insert_rows(db, 300, &round.to_string(), 200);
         db.execute("UPDATE t SET v = v || '!' WHERE id % 7 = ?1", [round % 7])
             .unwrap();
         db.execute_batch("COMMIT").unwrap();
@@ -433,24 +438,11 @@ mod tests {
         db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
             .unwrap();
         db.execute_batch("BEGIN IMMEDIATE").unwrap();
-        for n in 0..2000 {
-            db.execute(
-                "INSERT INTO t (v) VALUES (?1)",
-                [format!("{n}{}", "x".repeat(300))],
-            )
-            .unwrap();
-        }
+        insert_rows(&db, 2000, "rolled back", 300);
         db.execute_batch("ROLLBACK").unwrap();
         assert!(discard_uncommitted(&db) > 0, "the spill was gathered");
         other.execute_batch("BEGIN IMMEDIATE").unwrap();
-        for n in 0..3000 {
-            other
-                .execute(
-                    "INSERT INTO t (v) VALUES (?1)",
-                    [format!("{n}{}", "y".repeat(300))],
-                )
-                .unwrap();
-        }
+        insert_rows(&other, 3000, "committed", 300);
         other.execute_batch("COMMIT").unwrap();
         // The gathering connection touches the log again; the other commit must survive it.
         assert_eq!(count(&db), 3000);
