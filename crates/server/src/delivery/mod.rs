@@ -163,7 +163,7 @@ impl Dispatcher {
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let owed = self.store.deliveries_owed();
         tokio::spawn(self.clone().take_handed_off(shutdown.clone()));
-        while !*shutdown.borrow() {
+        'claiming: while !*shutdown.borrow() {
             let free = self
                 .slots
                 .available_permits()
@@ -187,17 +187,19 @@ impl Dispatcher {
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "claiming deliveries failed"),
             }
-            let wait = match self.store.next_due_delivery().await {
-                Ok(Some(due)) => (due - now())
-                    .to_std()
-                    .unwrap_or_default()
-                    .min(self.config.poll_interval),
-                _ => self.config.poll_interval,
-            };
-            tokio::select! {
-                _ = owed.notified() => {}
-                _ = tokio::time::sleep(wait) => {}
-                _ = shutdown.changed() => break,
+            // Nothing was due. A wake-up only says that something changed — after a failed
+            // attempt, a retry due in seconds — so look at the earliest due time (a read)
+            // before claiming again (a write transaction on the hot path's writer).
+            loop {
+                let wait = self.until_due().await;
+                if wait.is_zero() {
+                    break;
+                }
+                tokio::select! {
+                    _ = owed.notified() => {}
+                    _ = tokio::time::sleep(wait) => break,
+                    _ = shutdown.changed() => break 'claiming,
+                }
             }
         }
         let all = self.config.max_in_flight as u32;
@@ -207,6 +209,22 @@ impl Dispatcher {
         .await;
         if drained.is_err() {
             tracing::warn!("attempts still in flight at shutdown; their leases will expire");
+        }
+    }
+
+    /// How long until the earliest pending delivery is due: zero if one is, at most the poll
+    /// interval.
+    async fn until_due(&self) -> Duration {
+        match self.store.next_due_delivery().await {
+            Ok(Some(due)) => (due - now())
+                .to_std()
+                .unwrap_or_default()
+                .min(self.config.poll_interval),
+            Ok(None) => self.config.poll_interval,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the next due delivery failed");
+                self.config.poll_interval
+            }
         }
     }
 
