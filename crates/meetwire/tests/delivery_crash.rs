@@ -721,6 +721,7 @@ async fn metrics_and_health_endpoints() {
     assert_eq!(value("meetwire_delivery_attempt_seconds_count"), 3.0);
     assert_eq!(value("meetwire_deliveries_pending"), 0.0);
     assert_eq!(value("meetwire_oldest_due_delivery_age_seconds"), 0.0);
+    assert_eq!(value("meetwire_log_sync_failed"), 0.0);
     let streak = |addr: std::net::SocketAddr| {
         value(&format!(
             "meetwire_endpoint_failure_streak{{endpoint=\"http://{addr}\"}}"

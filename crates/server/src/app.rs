@@ -162,6 +162,8 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let sync_failed = state.store.durability_failure().is_some();
+    state.metrics.log_sync_failed.set(i64::from(sync_failed));
     if let Ok(stats) = state.store.delivery_stats().await {
         state.metrics.pending.set(stats.pending);
         let age = stats.oldest_due.map_or(0.0, |due| {

@@ -1,6 +1,6 @@
 //! Prometheus metrics at `/metrics`: what operators alert on — deliveries and attempts by
-//! outcome, attempt latency, the outbox backlog and its oldest due delivery, and which
-//! endpoints keep failing.
+//! outcome, attempt latency, the outbox backlog and its oldest due delivery, which endpoints
+//! keep failing, and whether the log can still be made durable.
 
 use std::sync::atomic::AtomicU64;
 
@@ -34,6 +34,8 @@ pub struct Metrics {
     /// Claimed deliveries given back to the outbox unattempted.
     pub handed_back: Counter,
     pub oldest_due_seconds: Gauge<f64, AtomicU64>,
+    /// 1 once an fsync of the write-ahead log failed: nothing more is acknowledged.
+    pub log_sync_failed: Gauge,
 }
 
 impl Default for Metrics {
@@ -82,6 +84,12 @@ impl Default for Metrics {
             "How long the longest-waiting due delivery has been due",
             oldest_due_seconds.clone(),
         );
+        let log_sync_failed = Gauge::default();
+        registry.register(
+            "log_sync_failed",
+            "1 once an fsync of the write-ahead log failed: writes are refused until a restart",
+            log_sync_failed.clone(),
+        );
         Metrics {
             registry,
             deliveries,
@@ -91,6 +99,7 @@ impl Default for Metrics {
             pending,
             handed_back,
             oldest_due_seconds,
+            log_sync_failed,
         }
     }
 }
