@@ -72,6 +72,9 @@ impl DeliveryConfig {
     }
 }
 
+/// How long the dispatcher waits after a failed claim before claiming again.
+const CLAIM_RETRY_PAUSE: Duration = Duration::from_millis(100);
+
 /// Deliveries queued per endpoint at its concurrency limit, as a multiple of that limit.
 const QUEUE_PER_LIMIT: usize = 4;
 
@@ -185,7 +188,14 @@ impl Dispatcher {
                     continue;
                 }
                 Ok(_) => {}
-                Err(e) => tracing::error!(error = %e, "claiming deliveries failed"),
+                Err(e) => {
+                    tracing::error!(error = %e, "claiming deliveries failed");
+                    // Due rows stay due after a failed claim: pause rather than retry at once.
+                    tokio::select! {
+                        _ = tokio::time::sleep(CLAIM_RETRY_PAUSE) => {}
+                        _ = shutdown.changed() => break,
+                    }
+                }
             }
             // Nothing was due. A wake-up only says that something changed — after a failed
             // attempt, a retry due in seconds — so look at the earliest due time (a read)
