@@ -94,6 +94,19 @@ fn seq_of(r: &Received) -> usize {
         .unwrap_or_else(|| panic!("unexpected chat text {text:?}"))
 }
 
+/// Posts chat events `seqs` to `bot` in one runner request; returns the answer's body.
+async fn post_chats(runner: &Api, bot: &str, seqs: impl IntoIterator<Item = usize>) -> Value {
+    let records: Vec<Value> = seqs.into_iter().map(chat).collect();
+    let (status, body) = runner
+        .post(
+            &format!("/runner/v1/bots/{bot}/records"),
+            &json!({ "records": records }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
 // ---- SIGKILL with deliveries in flight. ----
 
 const BOTS: usize = 16;
@@ -410,13 +423,7 @@ async fn post_phase(runner: &Api, bots: &[String], first: usize) -> HashMap<usiz
             let mut acked = Vec::new();
             for i in 0..HANG_EVENTS_PER_PHASE {
                 let seq = first + b * HANG_EVENTS_PER_PHASE + i;
-                let (status, body) = runner
-                    .post(
-                        &format!("/runner/v1/bots/{bot}/records"),
-                        &json!({ "records": [chat(seq)] }),
-                    )
-                    .await;
-                assert_eq!(status, StatusCode::OK, "{body}");
+                let body = post_chats(&runner, &bot, [seq]).await;
                 assert_eq!(body["stored"], 1, "{body}");
                 acked.push((seq, Instant::now()));
             }
@@ -537,9 +544,8 @@ async fn a_hanging_endpoint_does_not_hold_up_a_healthy_one() {
     );
 }
 
-// ---- Operator endpoints. ----
+// ---- A busy endpoint, and the log under sustained load. ----
 
-/// The samples of a Prometheus text exposition: `name{labels}` → value.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_endpoint_queues_its_deliveries_instead_of_handing_them_back() {
     // Each attempt takes 100 ms and the endpoint takes 2 at a time. One post of 10 events is
@@ -557,14 +563,7 @@ async fn a_busy_endpoint_queues_its_deliveries_instead_of_handing_them_back() {
     subscribe_chat(&api, &slow.url()).await;
     let runner = server.api(&create_runner_token(dir.path(), "busy-runner"));
     let bot = joined_bots(&api, &runner, 1).await.remove(0);
-    let records: Vec<Value> = (0..10).map(chat).collect();
-    let (status, body) = runner
-        .post(
-            &format!("/runner/v1/bots/{bot}/records"),
-            &json!({ "records": records }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    post_chats(&runner, &bot, 0..10).await;
     let got = slow
         .wait_until(Duration::from_secs(10), "all ten events", |got| {
             got.len() >= 10
@@ -600,14 +599,7 @@ async fn the_write_ahead_log_stays_bounded_under_sustained_load() {
         posters.push(tokio::spawn(async move {
             for batch in 0..50 {
                 let first = (b * 50 + batch) * 100;
-                let records: Vec<Value> = (first..first + 100).map(chat).collect();
-                let (status, body) = runner
-                    .post(
-                        &format!("/runner/v1/bots/{bot}/records"),
-                        &json!({ "records": records }),
-                    )
-                    .await;
-                assert_eq!(status, StatusCode::OK, "{body}");
+                post_chats(&runner, &bot, first..first + 100).await;
             }
         }));
     }
@@ -618,6 +610,8 @@ async fn the_write_ahead_log_stays_bounded_under_sustained_load() {
     let size = std::fs::metadata(&log).unwrap().len();
     assert!(size < LOG_BOUND, "the log grew to {} MiB", size >> 20);
 }
+
+// ---- Operator endpoints. ----
 
 /// The server's `/metrics` samples, by name with labels.
 async fn metric_samples(server: &Server) -> HashMap<String, f64> {
@@ -630,6 +624,7 @@ async fn metric_samples(server: &Server) -> HashMap<String, f64> {
     samples(&text)
 }
 
+/// The samples of a Prometheus text exposition: `name{labels}` → value.
 fn samples(text: &str) -> HashMap<String, f64> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
@@ -665,13 +660,7 @@ async fn metrics_and_health_endpoints() {
     subscribe_chat(&api, &bad.url()).await;
     let runner = server.api(&create_runner_token(dir.path(), "metrics-runner"));
     let bots = joined_bots(&api, &runner, 1).await;
-    let (status, body) = runner
-        .post(
-            &format!("/runner/v1/bots/{}/records", bots[0]),
-            &json!({ "records": [chat(0)] }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    post_chats(&runner, &bots[0], [0]).await;
 
     let log = wait_delivery_log(&api, "", Duration::from_secs(15), |l| all_finished(l, 2)).await;
     assert_eq!(log.len(), 2, "{log:#?}");
