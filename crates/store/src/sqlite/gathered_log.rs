@@ -335,11 +335,15 @@ static LOG_METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
 mod tests {
     use super::*;
     use rusqlite::{Connection, OpenFlags};
-    use std::path::Path;
+    use std::path::PathBuf;
 
-    fn writer(path: &Path) -> Connection {
+    /// A fresh database in a temporary directory (kept alive by the returned guard), its path,
+    /// and a connection writing through this VFS.
+    fn writer() -> (tempfile::TempDir, PathBuf, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
         let name = register().unwrap();
-        let db = Connection::open_with_flags_and_vfs(path, OpenFlags::default(), name).unwrap();
+        let db = Connection::open_with_flags_and_vfs(&path, OpenFlags::default(), name).unwrap();
         // A tiny page cache, so large transactions spill frames to the log mid-transaction
         // and rewrite them before the commit (SQLite then recomputes the log's checksums).
         db.execute_batch(
@@ -349,7 +353,7 @@ mod tests {
              CREATE INDEX t_v ON t(v);",
         )
         .unwrap();
-        db
+        (dir, path, db)
     }
 
     /// Inserts `rows` rows of about `width` bytes, tagged `tag`.
@@ -394,9 +398,7 @@ mod tests {
 
     #[test]
     fn another_connection_sees_each_commit_as_it_returns() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db");
-        let db = writer(&path);
+        let (_dir, path, db) = writer();
         let reader = Connection::open(&path).unwrap();
         for round in 0..20 {
             commit_mixed(&db, round);
@@ -409,9 +411,7 @@ mod tests {
 
     #[test]
     fn a_crash_after_the_commits_recovers_every_one_from_the_log() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db");
-        let db = writer(&path);
+        let (dir, path, db) = writer();
         for round in 0..20 {
             commit_mixed(&db, round);
         }
@@ -430,9 +430,7 @@ mod tests {
 
     #[test]
     fn a_rolled_back_spill_never_lands_over_another_writers_commit() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db");
-        let db = writer(&path);
+        let (_dir, path, db) = writer();
         let other = Connection::open(&path).unwrap();
         // An empty log, so the other writer's frames go where the spilled ones were gathered.
         db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
@@ -460,9 +458,7 @@ mod tests {
 
     #[test]
     fn other_files_are_the_default_vfs_own() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("db");
-        let db = writer(&path);
+        let (_dir, path, db) = writer();
         commit_mixed(&db, 0);
         let checkpointed: i64 = db
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
