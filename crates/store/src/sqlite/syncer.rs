@@ -49,12 +49,6 @@ struct Progress {
     failed: OnceLock<String>,
 }
 
-impl Progress {
-    fn failure(&self) -> Option<Result<(), String>> {
-        self.failed.get().map(|e| Err(e.clone()))
-    }
-}
-
 impl Syncer {
     /// Starts syncing the write-ahead log at `wal`; `newest_seq` is the newest delivery row
     /// already in the database (its first fsync makes them all count as durable).
@@ -110,8 +104,8 @@ impl Syncer {
     /// Runs `work` after the next sync (at once, with an error, if a sync failed before or
     /// the syncer has stopped).
     pub(super) fn after_sync(&self, work: AfterSync) {
-        if let Some(failed) = self.progress.failure() {
-            return work(failed);
+        if let Some(failed) = self.failure() {
+            return work(Err(failed));
         }
         if let Err(mpsc::error::SendError(work)) = self.queue.send(work) {
             work(Err("the store is shutting down".into()));
@@ -215,7 +209,10 @@ fn finish(batch: Batch, result: Result<(), String>, progress: &Progress) {
         }
     }
     // A sync that succeeds after one failed proves nothing about the pages the failure lost.
-    let result = progress.failure().unwrap_or(result);
+    let result = match progress.failed.get() {
+        Some(failed) => Err(failed.clone()),
+        None => result,
+    };
     if result.is_ok() {
         progress
             .synced_seq
