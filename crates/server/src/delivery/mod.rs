@@ -166,7 +166,7 @@ impl Dispatcher {
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let owed = self.store.deliveries_owed();
         tokio::spawn(self.clone().take_handed_off(shutdown.clone()));
-        'claiming: while !*shutdown.borrow() {
+        while !*shutdown.borrow() {
             let free = self
                 .slots
                 .available_permits()
@@ -197,19 +197,8 @@ impl Dispatcher {
                     }
                 }
             }
-            // Nothing was due. A wake-up only says that something changed — after a failed
-            // attempt, a retry due in seconds — so look at the earliest due time (a read)
-            // before claiming again (a write transaction on the hot path's writer).
-            loop {
-                let wait = self.until_due().await;
-                if wait.is_zero() {
-                    break;
-                }
-                tokio::select! {
-                    _ = owed.notified() => {}
-                    _ = tokio::time::sleep(wait) => break,
-                    _ = shutdown.changed() => break 'claiming,
-                }
+            if !self.wait_until_due(&owed, &mut shutdown).await {
+                break;
             }
         }
         let all = self.config.max_in_flight as u32;
@@ -219,6 +208,24 @@ impl Dispatcher {
         .await;
         if drained.is_err() {
             tracing::warn!("attempts still in flight at shutdown; their leases will expire");
+        }
+    }
+
+    /// After a claim that took nothing: waits until a delivery is due or the poll interval
+    /// passes; false on shutdown. A wake-up only says that something changed — after a failed
+    /// attempt, a retry due in seconds — so the earliest due time is read (a read) before the
+    /// next claim (a write transaction on the hot path's writer).
+    async fn wait_until_due(&self, owed: &Notify, shutdown: &mut watch::Receiver<bool>) -> bool {
+        loop {
+            let wait = self.until_due().await;
+            if wait.is_zero() {
+                return true;
+            }
+            tokio::select! {
+                _ = owed.notified() => {}
+                _ = tokio::time::sleep(wait) => return true,
+                _ = shutdown.changed() => return false,
+            }
         }
     }
 
