@@ -12,7 +12,7 @@ use common::receiver::{
     sandbox_script, wait_delivery, wait_delivery_log, Call, Received, Receiver, Reply,
     FAST_LOOPBACK as FAST,
 };
-use common::{setup, Api};
+use common::{create_project, setup, Api, Server};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -521,16 +521,28 @@ async fn gone_fails_the_delivery_at_once_and_disables_the_subscription() {
 async fn internal_addresses_are_blocked_unless_allowed() {
     let rx = Receiver::ok().await;
     let port = rx.addr.port();
-    // http is allowed, but no network is allow-listed.
-    let (_dir, project, server) = setup(&[
-        "--retry-schedule",
-        "0.2,0.4,0.8",
-        "--webhook-timeout",
-        "1",
-        "--allow-http-webhooks",
-        "--max-webhooks-per-project",
-        "20",
-    ]);
+    // http is allowed, but no network is allow-listed; and the environment names a proxy (the
+    // receiver itself), which would connect on the guard's behalf if it were used.
+    let dir = tempfile::tempdir().unwrap();
+    let project = create_project(dir.path(), "test");
+    let proxy = format!("http://{}", rx.addr);
+    let server = Server::start_with_env(
+        dir.path(),
+        &[
+            "--retry-schedule",
+            "0.2,0.4,0.8",
+            "--webhook-timeout",
+            "1",
+            "--allow-http-webhooks",
+            "--max-webhooks-per-project",
+            "20",
+        ],
+        &[
+            ("HTTP_PROXY", &proxy),
+            ("http_proxy", &proxy),
+            ("ALL_PROXY", &proxy),
+        ],
+    );
     let api = server.api(&project.api_key);
     // The receiver's own address and the classic ways of spelling loopback and other internal
     // addresses (decimal, octal, short forms, unspecified, IPv6 forms carrying IPv4).
@@ -544,6 +556,8 @@ async fn internal_addresses_are_blocked_unless_allowed() {
         format!("http://[::]:{port}/hook"),
         format!("http://[::1]:{port}/hook"),
         format!("http://[::ffff:127.0.0.1]:{port}/hook"),
+        format!("http://[::ffff:0:127.0.0.1]:{port}/hook"),
+        format!("http://[64:ff9b:1::7f00:1]:{port}/hook"),
         format!("http://[64:ff9b::127.0.0.1]:{port}/hook"),
         format!("http://[2002:7f00:1::1]:{port}/hook"),
         "http://169.254.169.254/latest/meta-data".to_owned(),

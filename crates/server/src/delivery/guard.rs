@@ -59,8 +59,9 @@ fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = v6.segments();
     let tail = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
     match s {
-        // ::ffff:a.b.c.d (mapped) and ::a.b.c.d (compatible, but not :: and ::1).
-        [0, 0, 0, 0, 0, 0xffff, _, _] => Some(tail),
+        // ::ffff:a.b.c.d (mapped), ::ffff:0:a.b.c.d (translated) and ::a.b.c.d (compatible,
+        // but not :: and ::1).
+        [0, 0, 0, 0, 0, 0xffff, _, _] | [0, 0, 0, 0, 0xffff, 0, _, _] => Some(tail),
         [0, 0, 0, 0, 0, 0, hi, _] if hi != 0 => Some(tail),
         // 64:ff9b::/96 (NAT64).
         [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(tail),
@@ -104,6 +105,8 @@ fn is_public(ip: IpAddr) -> bool {
                 || (first & 0xffc0) == 0xfec0
                 || (first == 0x2001 && v6.segments()[1] == 0x0db8)
                 || (first == 0x2001 && v6.segments()[1] == 0)
+                // 64:ff9b:1::/48, NAT64 for local use (RFC 8215): may reach anything inside.
+                || v6.segments()[..3] == [0x64, 0xff9b, 1]
                 || v6.segments()[..6] == [0; 6])
         }
     }
@@ -182,6 +185,10 @@ mod tests {
             "2002:7f00:1::",
             "2002:c0a8:101::1",
             "::127.0.0.1",
+            "::ffff:0:127.0.0.1",
+            "::ffff:0:a9fe:a9fe",
+            "64:ff9b:1::7f00:1",
+            "64:ff9b:1:808:8:800::",
         ] {
             assert!(!policy.permits(ip(bad)), "{bad} should be refused");
         }
@@ -191,6 +198,8 @@ mod tests {
             "2606:4700::1111",
             "::ffff:8.8.8.8",
             "2002:0808:0808::1",
+            "::ffff:0:8.8.8.8",
+            "64:ff9b::808:808",
         ] {
             assert!(policy.permits(ip(good)), "{good} should be allowed");
         }

@@ -58,6 +58,9 @@ impl Sender {
         let client = reqwest::Client::builder()
             .default_headers(headers)
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would resolve and connect on its own, past the guard: none is used, even
+            // if the environment names one (HTTP_PROXY and the like).
+            .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver {
                 policy: policy.clone(),
             }))
