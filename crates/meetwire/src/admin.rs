@@ -16,8 +16,8 @@ pub async fn run(command: AdminCommand) -> Result<(), SettingsError> {
             storage,
         } => {
             let storage = storage_settings(&storage)?;
-            let key = sealing_key(&storage)?;
             let store = open_store(&storage, StoreOptions::default()).await?;
+            let key = sealing_key(&storage, store.as_ref()).await?;
             let secret = WebhookSecret::generate();
             let sealed = key
                 .seal(secret.as_bytes())

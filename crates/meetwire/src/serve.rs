@@ -25,8 +25,8 @@ pub enum ServeError {
 
 pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     let settings = serve_settings(&args)?;
-    let key = sealing_key(&settings.storage)?;
     let store = open_store(&settings.storage, settings.store.clone()).await?;
+    let key = sealing_key(&settings.storage, store.as_ref()).await?;
     let listener = TcpListener::bind(settings.server.listen)
         .await
         .map_err(|source| ServeError::Bind {

@@ -268,22 +268,57 @@ fn redact_url(url: &str) -> String {
 pub const KEY_FILE: &str = "secret.key";
 
 /// The key that seals webhook secrets: `MEETWIRE_SECRET_KEY` (base64 of 32 bytes), or the key
-/// file in the data directory, generated (mode 0600) on first use.
-pub fn sealing_key(storage: &Storage) -> Result<SealingKey, SettingsError> {
-    if let Ok(text) = std::env::var("MEETWIRE_SECRET_KEY") {
-        return SealingKey::from_base64(&text)
-            .map_err(|e| SettingsError::Key(format!("MEETWIRE_SECRET_KEY: {e}")));
+/// file in the data directory, generated (mode 0600) on first use. A key that does not open the
+/// secrets already in the database is refused, and no key is generated for a database that holds
+/// sealed secrets: either would let the API acknowledge events whose webhooks can never be
+/// signed.
+pub async fn sealing_key(
+    storage: &Storage,
+    store: &dyn Store,
+) -> Result<SealingKey, SettingsError> {
+    let stored = store.newest_sealed_secret().await?;
+    let (key, source) = match std::env::var("MEETWIRE_SECRET_KEY") {
+        Ok(text) => (
+            SealingKey::from_base64(&text)
+                .map_err(|e| SettingsError::Key(format!("MEETWIRE_SECRET_KEY: {e}")))?,
+            "MEETWIRE_SECRET_KEY".to_owned(),
+        ),
+        Err(_) => {
+            let path = storage.data_dir.join(KEY_FILE);
+            (
+                key_file(&path, stored.is_none())?,
+                path.display().to_string(),
+            )
+        }
+    };
+    if let Some(sealed) = stored {
+        key.open(&sealed).map_err(|_| {
+            SettingsError::Key(format!(
+                "the key from {source} does not open the webhook secrets stored in this \
+                 database; start with the key that sealed them (MEETWIRE_SECRET_KEY or the \
+                 data directory's {KEY_FILE})"
+            ))
+        })?;
     }
-    let path = storage.data_dir.join(KEY_FILE);
-    match std::fs::read_to_string(&path) {
+    Ok(key)
+}
+
+/// Reads the key file at `path`, or creates one if it is missing and `may_create`.
+fn key_file(path: &Path, may_create: bool) -> Result<SealingKey, SettingsError> {
+    match std::fs::read_to_string(path) {
         Ok(text) => SealingKey::from_base64(&text)
             .map_err(|e| SettingsError::Key(format!("{}: {e}", path.display()))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && may_create => {
             let (key, text) = SealingKey::generate();
-            write_private(&path, &text)
+            write_private(path, &text)
                 .map_err(|e| SettingsError::Key(format!("cannot write {}: {e}", path.display())))?;
             Ok(key)
         }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(SettingsError::Key(format!(
+            "{} is missing, but the database holds webhook secrets sealed with a key; restore \
+             that file or set MEETWIRE_SECRET_KEY to the key",
+            path.display()
+        ))),
         Err(e) => Err(SettingsError::Key(format!(
             "cannot read {}: {e}",
             path.display()

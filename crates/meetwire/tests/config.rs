@@ -98,3 +98,41 @@ fn bad_configuration_is_refused_with_a_clear_message() {
         assert!(stderr.contains(expected), "{text:?} {flags:?}: {stderr}");
     }
 }
+
+/// `serve` on `dir` that is expected to refuse to start; returns what it printed on stderr.
+fn refused_start(dir: &std::path::Path, env: &[(&str, &str)]) -> String {
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .env("MEETWIRE_LOG", "warn")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "started: {stderr}");
+    stderr
+}
+
+#[test]
+fn a_key_that_cannot_open_the_stored_secrets_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    create_project(dir.path(), "keyed");
+    let key_file = dir.path().join("secret.key");
+    let kept = dir.path().join("kept.key");
+    std::fs::rename(&key_file, &kept).unwrap();
+
+    let stderr = refused_start(dir.path(), &[]);
+    assert!(stderr.contains("secret.key is missing"), "{stderr}");
+    assert!(
+        !key_file.exists(),
+        "a new key was generated for sealed secrets"
+    );
+
+    let other_key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    let stderr = refused_start(dir.path(), &[("MEETWIRE_SECRET_KEY", other_key)]);
+    assert!(stderr.contains("does not open the webhook secrets"), "{stderr}");
+
+    std::fs::rename(&kept, &key_file).unwrap();
+    let mut server = Server::start(dir.path(), &[]);
+    assert!(server.terminate().success());
+}

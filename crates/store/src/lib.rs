@@ -28,6 +28,9 @@ pub trait Store: Send + Sync + 'static {
     async fn create_project(&self, name: &str, sealed_secret: Vec<u8>) -> Result<CreatedProject>;
     /// How many projects exist (the first start creates one when there are none).
     async fn project_count(&self) -> Result<i64>;
+    /// The newest sealed webhook secret of any project, if any is stored: lets a starting
+    /// process check that its key opens what the database holds.
+    async fn newest_sealed_secret(&self) -> Result<Option<Vec<u8>>>;
     /// A project's webhook secrets that still sign, newest (the active one) first.
     async fn webhook_secrets(&self, project_id: &str) -> Result<Vec<SealedSecret>>;
     /// Adds an API key to a project; the key is returned in clear once.

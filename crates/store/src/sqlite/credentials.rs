@@ -110,6 +110,14 @@ pub(super) async fn project_count(pool: &SqlitePool) -> Result<i64> {
         .await?)
 }
 
+pub(super) async fn newest_sealed_secret(pool: &SqlitePool) -> Result<Option<Vec<u8>>> {
+    Ok(
+        sqlx::query_scalar("SELECT sealed FROM webhook_secrets ORDER BY id DESC LIMIT 1")
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
 pub(super) async fn webhook_secrets(
     pool: &SqlitePool,
     project_id: &str,

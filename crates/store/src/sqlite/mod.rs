@@ -132,6 +132,10 @@ impl Store for SqliteStore {
         credentials::project_count(&self.reader).await
     }
 
+    async fn newest_sealed_secret(&self) -> Result<Option<Vec<u8>>> {
+        credentials::newest_sealed_secret(&self.reader).await
+    }
+
     async fn webhook_secrets(&self, project_id: &str) -> Result<Vec<SealedSecret>> {
         credentials::webhook_secrets(&self.reader, project_id).await
     }
