@@ -3,6 +3,12 @@
 
 use std::time::Duration;
 
+use crate::time::Timestamp;
+
+/// The shortest wait a `Retry-After` may ask for (unless the operator's maximum is shorter):
+/// `Retry-After: 0`, or a date already past, must not turn failures into a tight loop.
+pub const MIN_RETRY_AFTER: Duration = Duration::from_secs(1);
+
 /// The waits between attempts: one entry per retry, so `delays.len() + 1` attempts in all.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetrySchedule {
@@ -82,7 +88,8 @@ impl RetrySchedule {
 
     /// The wait before the next attempt after `attempts_made` failed attempts, or `None` when
     /// the budget of `max_attempts` is spent. `unit` is a random number in [0, 1) for jitter;
-    /// a `Retry-After` from the receiver replaces the scheduled wait, capped by the maximum.
+    /// a `Retry-After` from the receiver replaces the scheduled wait, held between
+    /// [`MIN_RETRY_AFTER`] and the maximum.
     pub fn next_wait(
         &self,
         attempts_made: u32,
@@ -94,7 +101,8 @@ impl RetrySchedule {
             return None;
         }
         if let Some(asked) = retry_after {
-            return Some(asked.min(self.max_retry_after));
+            let floor = MIN_RETRY_AFTER.min(self.max_retry_after);
+            return Some(asked.clamp(floor, self.max_retry_after));
         }
         // A delivery resent after the schedule changed may have more attempts than delays.
         let index = (attempts_made as usize).saturating_sub(1);
@@ -161,9 +169,15 @@ pub fn disables_subscription(status: u16) -> bool {
     status == 410
 }
 
-/// Parses `Retry-After` as delay-seconds (HTTP dates are handled by the caller's clock).
-pub fn parse_retry_after_seconds(value: &str) -> Option<Duration> {
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+/// Parses `Retry-After`: delay-seconds, or an HTTP date (all three forms HTTP allows), read as
+/// the wait from `now` (zero if already past).
+pub fn parse_retry_after(value: &str, now: Timestamp) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let date = Timestamp::from(httpdate::parse_http_date(value).ok()?);
+    Some((date - now).to_std().unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -208,15 +222,43 @@ mod tests {
             s.next_wait(1, 4, Some(Duration::from_secs(3600)), 0.5),
             Some(Duration::from_secs(60))
         );
+        assert_eq!(
+            s.next_wait(1, 4, Some(Duration::ZERO), 0.5),
+            Some(MIN_RETRY_AFTER),
+            "Retry-After: 0 is held to the floor"
+        );
+        let short = RetrySchedule::default().with_max_retry_after(Duration::from_millis(300));
+        assert_eq!(
+            short.next_wait(1, 4, Some(Duration::ZERO), 0.5),
+            Some(Duration::from_millis(300)),
+            "the operator's maximum wins over the floor"
+        );
         assert_eq!(s.next_wait(4, 4, Some(Duration::from_secs(1)), 0.5), None);
+    }
+
+    #[test]
+    fn retry_after_is_seconds_or_an_http_date() {
+        let now = Timestamp::from(std::time::UNIX_EPOCH + Duration::from_secs(1_445_412_000));
+        assert_eq!(parse_retry_after(" 7 ", now), Some(Duration::from_secs(7)));
+        for date in [
+            "Wed, 21 Oct 2015 07:28:00 GMT",
+            "Wednesday, 21-Oct-15 07:28:00 GMT",
+            "Wed Oct 21 07:28:00 2015",
+        ] {
+            assert_eq!(
+                parse_retry_after(date, now),
+                Some(Duration::from_secs(480)),
+                "{date}"
+            );
+        }
         assert_eq!(
-            parse_retry_after_seconds(" 7 "),
-            Some(Duration::from_secs(7))
+            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date already past"
         );
-        assert_eq!(
-            parse_retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT"),
-            None
-        );
+        for bad in ["", "-1", "1.5", "soon", "Wed, 32 Oct 2015 07:28:00 GMT"] {
+            assert_eq!(parse_retry_after(bad, now), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -130,7 +130,10 @@ fn a_key_that_cannot_open_the_stored_secrets_is_refused() {
 
     let other_key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
     let stderr = refused_start(dir.path(), &[("MEETWIRE_SECRET_KEY", other_key)]);
-    assert!(stderr.contains("does not open the webhook secrets"), "{stderr}");
+    assert!(
+        stderr.contains("does not open the webhook secrets"),
+        "{stderr}"
+    );
 
     std::fs::rename(&kept, &key_file).unwrap();
     let mut server = Server::start(dir.path(), &[]);

@@ -420,12 +420,20 @@ async fn retry_after_replaces_the_schedule_within_the_maximum() {
     let too_many = Receiver::start(once(429, "1")).await;
     let unavailable = Receiver::start(once(503, "1")).await;
     let greedy = Receiver::start(once(429, "3600")).await;
+    let eager = Receiver::start(once(429, "0")).await;
+    let dated = Receiver::start(once(503, "Thu, 31 Dec 2099 23:59:59 GMT")).await;
     let (_dir, project, server) = setup(&flags(&["--max-retry-after", "1.5"]));
     let api = server.api(&project.api_key);
     let cases = [
         (&too_many, 1.0, "429 Retry-After: 1"),
         (&unavailable, 1.0, "503 Retry-After: 1"),
         (&greedy, 1.5, "429 Retry-After: 3600 capped at 1.5"),
+        (&eager, 1.0, "429 Retry-After: 0 held to the 1 s floor"),
+        (
+            &dated,
+            1.5,
+            "503 Retry-After: an HTTP date in 2099, capped at 1.5",
+        ),
     ];
     let mut bots = Vec::new();
     for (rx, _, _) in &cases {

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use meetwire_core::retry::{parse_retry_after_seconds, FailureKind};
+use meetwire_core::retry::{parse_retry_after, FailureKind};
 use meetwire_core::signing::{attendee_signature, standard_webhooks_signature};
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 
@@ -134,7 +134,7 @@ impl Sender {
             .headers()
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after_seconds);
+            .and_then(|value| parse_retry_after(value, meetwire_core::time::now()));
         let (response_body, body_error) = read_start(response).await;
         let failure = if let Some(e) = body_error {
             Some(classify(&e))
