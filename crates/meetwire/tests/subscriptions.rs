@@ -73,6 +73,8 @@ async fn project_webhooks_crud_with_the_contracts_messages() {
         ),
         (json!(["x"]), "Invalid webhook trigger type: x"),
         (json!(["7"]), "Invalid webhook trigger type: 7"),
+        (json!([7]), "Invalid webhook trigger type: 7"),
+        (json!([null]), "Invalid webhook trigger type: null"),
         (json!(["8"]), "Invalid webhook trigger type: 8"),
         (
             json!(["bot.state_change", "async_transcription.state_change"]),
@@ -126,6 +128,39 @@ async fn project_webhooks_crud_with_the_contracts_messages() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body, error("webhook URL must start with https://"));
+    // The scheme is checked on the text as written, as Attendee does, before anything else
+    // about the URL; and triggers are checked before the URL.
+    for (url, triggers, message) in [
+        (
+            "not a url",
+            json!(["bot.state_change"]),
+            "webhook URL must start with https://",
+        ),
+        (
+            "HTTPS://hooks.example.com/b",
+            json!(["bot.state_change"]),
+            "webhook URL must start with https://",
+        ),
+        (
+            "https:hooks.example.com/b",
+            json!(["bot.state_change"]),
+            "webhook URL must start with https://",
+        ),
+        (
+            "not a url",
+            json!(["bot.nope"]),
+            "Invalid webhook trigger type: bot.nope",
+        ),
+    ] {
+        let (status, body) = api
+            .post(
+                "/api/v1/webhooks",
+                &json!({"url": url, "triggers": triggers}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{url}: {body}");
+        assert_eq!(body, error(message), "{url} {triggers}");
+    }
     assert_eq!(project_webhooks(&api).await.len(), 1);
 
     // The per-project maximum (2 here).
@@ -150,6 +185,15 @@ async fn project_webhooks_crud_with_the_contracts_messages() {
         body,
         error("You have reached the maximum number of webhooks")
     );
+    // At the maximum, a URL already subscribed is still named as a duplicate.
+    let (status, body) = api
+        .post(
+            "/api/v1/webhooks",
+            &json!({"url": "https://hooks.example.com/a", "triggers": ["bot.state_change"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body, error("URL already subscribed"));
     // Bot-level subscriptions do not count against the project's maximum.
     let (status, bot) = api
         .post(

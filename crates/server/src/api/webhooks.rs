@@ -26,14 +26,14 @@ use crate::delivery::guard::AddressPolicy;
 #[serde(deny_unknown_fields)]
 pub struct BotWebhookBody {
     url: String,
-    triggers: Vec<String>,
+    triggers: Vec<Value>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBody {
     url: String,
-    triggers: Vec<String>,
+    triggers: Vec<Value>,
     #[serde(default)]
     is_active: Option<bool>,
 }
@@ -44,13 +44,14 @@ pub struct PatchBody {
     #[serde(default)]
     url: Option<String>,
     #[serde(default)]
-    triggers: Option<Vec<String>>,
+    triggers: Option<Vec<Value>>,
     #[serde(default)]
     is_active: Option<bool>,
 }
 
-/// Trigger codes to triggers: non-empty, known, no duplicates.
-fn triggers(codes: &[String]) -> ApiResult<Vec<Trigger>> {
+/// Trigger codes to triggers: non-empty, known, no duplicates. Codes are strings; anything
+/// else in the list (`7`, `null`) is an invalid trigger type, named as it was sent.
+fn triggers(codes: &[Value]) -> ApiResult<Vec<Trigger>> {
     if codes.is_empty() {
         return Err(ApiError::BadRequest("triggers must not be empty".into()));
     }
@@ -58,10 +59,15 @@ fn triggers(codes: &[String]) -> ApiResult<Vec<Trigger>> {
     codes
         .iter()
         .map(|code| {
-            let trigger = parse_trigger(code).map_err(ApiError::BadRequest)?;
+            let trigger = match code {
+                Value::String(code) => parse_trigger(code),
+                other => Err(format!("Invalid webhook trigger type: {other}")),
+            }
+            .map_err(ApiError::BadRequest)?;
             if !seen.insert(trigger) {
                 return Err(ApiError::BadRequest(format!(
-                    "Duplicate webhook trigger type: {code}"
+                    "Duplicate webhook trigger type: {}",
+                    trigger.code()
                 )));
             }
             Ok(trigger)
@@ -82,9 +88,10 @@ pub fn bot_webhooks(
     bodies
         .into_iter()
         .map(|b| {
+            let triggers = triggers(&b.triggers)?;
             Ok(NewSubscription {
                 url: url(policy, &b.url)?,
-                triggers: triggers(&b.triggers)?,
+                triggers,
                 is_active: true,
             })
         })
@@ -109,9 +116,12 @@ pub async fn create(
     Project(project): Project,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> ApiResult<impl IntoResponse> {
+    // Triggers first, then the URL, then (in the store) duplicates, then the maximum: the order
+    // Attendee checks them in, so the same bad request gets the same message.
+    let triggers = triggers(&body.triggers)?;
     let new = NewSubscription {
         url: url(&state.config.delivery.policy, &body.url)?,
-        triggers: triggers(&body.triggers)?,
+        triggers,
         is_active: body.is_active.unwrap_or(true),
     };
     let sub = state.store.create_subscription(&project, new).await?;
@@ -147,9 +157,10 @@ pub async fn patch(
     ApiJson(body): ApiJson<PatchBody>,
 ) -> ApiResult<Json<Value>> {
     let policy = &state.config.delivery.policy;
+    let triggers = body.triggers.as_deref().map(triggers).transpose()?;
     let patch = SubscriptionPatch {
         url: body.url.as_deref().map(|u| url(policy, u)).transpose()?,
-        triggers: body.triggers.as_deref().map(triggers).transpose()?,
+        triggers,
         is_active: body.is_active,
     };
     let sub = state

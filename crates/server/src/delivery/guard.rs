@@ -25,14 +25,16 @@ impl AddressPolicy {
         self.allowed.iter().any(|net| net.contains(&ip)) || is_public(ip)
     }
 
-    /// Checks a webhook URL's form (scheme, host) as subscriptions are created.
+    /// Checks a webhook URL's form (scheme, host) as subscriptions are created. The scheme is
+    /// checked as Attendee does, on the text as written (`url.startswith("https://")`), before
+    /// parsing: `HTTPS://…`, `https:host` and text that is no URL at all get the scheme message.
     pub fn check_url(&self, url: &str) -> Result<url::Url, String> {
-        let parsed = url::Url::parse(url).map_err(|_| format!("Invalid webhook URL: {url}"))?;
-        match parsed.scheme() {
-            "https" => {}
-            "http" if self.allow_http => {}
-            _ => return Err("webhook URL must start with https://".into()),
+        let allowed_prefix =
+            url.starts_with("https://") || (self.allow_http && url.starts_with("http://"));
+        if !allowed_prefix {
+            return Err("webhook URL must start with https://".into());
         }
+        let parsed = url::Url::parse(url).map_err(|_| format!("Invalid webhook URL: {url}"))?;
         if parsed.host_str().is_none_or(str::is_empty) {
             return Err(format!("Invalid webhook URL: {url}"));
         }
@@ -226,7 +228,17 @@ mod tests {
         );
         assert!(strict.check_url("https://example.com/hook").is_ok());
         assert!(strict.check_url("https://user:pw@example.com/").is_err());
-        assert!(strict.check_url("not a url").is_err());
+        for unprefixed in ["not a url", "HTTPS://example.com/", "https:example.com", ""] {
+            assert_eq!(
+                strict.check_url(unprefixed).unwrap_err(),
+                "webhook URL must start with https://",
+                "{unprefixed:?}"
+            );
+        }
+        assert_eq!(
+            strict.check_url("https://").unwrap_err(),
+            "Invalid webhook URL: https://"
+        );
         let lax = AddressPolicy {
             allow_http: true,
             ..AddressPolicy::default()

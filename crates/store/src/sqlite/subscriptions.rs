@@ -97,11 +97,11 @@ pub(super) async fn insert(
             "You have reached the maximum number of webhooks",
         ),
     };
-    if count >= i64::from(limit) {
-        return Err(StoreError::Invalid(message.into()));
-    }
     if url_taken(conn, project_id, bot_id, &new.url, None).await? {
         return Err(StoreError::Invalid(duplicate_message(bot_id).into()));
+    }
+    if count >= i64::from(limit) {
+        return Err(StoreError::Invalid(message.into()));
     }
     let at = now().timestamp_micros();
     let sql = format!(
