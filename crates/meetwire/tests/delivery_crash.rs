@@ -685,8 +685,12 @@ async fn metrics_and_health_endpoints() {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    assert!(content_type.starts_with("text/plain"), "{content_type}");
+    assert!(
+        content_type.starts_with("application/openmetrics-text; version=1.0.0"),
+        "{content_type}"
+    );
     let text = resp.text().await.unwrap();
+    assert!(text.ends_with("# EOF\n"), "{text}");
     let s = samples(&text);
     let value = |name: &str| -> f64 {
         *s.get(name)

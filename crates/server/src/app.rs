@@ -171,10 +171,12 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         });
         state.metrics.oldest_due_seconds.set(age);
     }
+    // The exposition is OpenMetrics (`# EOF`, counters named `…_total`); labelled as the older
+    // text format, Prometheus would read it with the wrong parser and lose the counter types.
     (
         [(
             header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         state.metrics.render(),
     )
