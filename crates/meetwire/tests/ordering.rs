@@ -225,3 +225,74 @@ async fn with_ordering_off_everything_is_still_delivered() {
     let by_bot = scenario(false, 29).await;
     assert_eq!(by_bot.len(), BOTS);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resent_failures_of_a_stream_go_out_again_one_at_a_time_in_event_order() {
+    const EVENTS: usize = 12;
+    let rx = Receiver::start(common::receiver::always(Reply::status(500))).await;
+    let mut fast = flags(true);
+    fast[1] = "0.05";
+    let (dir, project, server) = setup(&fast);
+    let api = server.api(&project.api_key);
+    let (status, body) = api
+        .post(
+            "/api/v1/webhooks",
+            &json!({"url": rx.url(), "triggers": ["transcript.update"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let bot = api
+        .create_bot(json!({"meeting_url": "https://meet.example.com/resend-order"}))
+        .await;
+    let bot = bot["id"].as_str().unwrap().to_owned();
+    let runner = server.api(&create_runner_token(dir.path(), "resend-runner"));
+    let (status, body) = runner.post("/runner/v1/bots/claim", &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let records: Vec<Value> = (0..EVENTS)
+        .map(|k| {
+            json!({"kind": "utterance", "id": format!("u{k}"), "speaker_name": "Ann",
+                   "speaker_uuid": "7", "timestamp_ms": 1_700_000_000_000_i64 + k as i64,
+                   "duration_ms": 500, "transcript": format!("n={k}")})
+        })
+        .collect();
+    let path = format!("/runner/v1/bots/{bot}/records");
+    let (status, body) = runner.post(&path, &json!({"records": records})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let log = wait_delivery_log(&api, "", Duration::from_secs(20), |l| {
+        all_finished(l, EVENTS)
+    })
+    .await;
+    assert!(log.iter().all(|d| d["status"] == "failure"), "{log:#?}");
+
+    // The receiver recovers, slowly: each answer takes 40 ms, so deliveries sent together
+    // would arrive together.
+    let before = rx.count();
+    rx.set_script(common::receiver::always(
+        Reply::ok().after(Duration::from_millis(40)),
+    ));
+    let (status, body) = api
+        .post(
+            "/api/v1/webhook_deliveries/resend",
+            &json!({"since": "2000-01-01T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["resent"], EVENTS, "{body}");
+    rx.wait_for(before + EVENTS, Duration::from_secs(20)).await;
+    let again = &rx.received()[before..];
+    let positions: Vec<usize> = again.iter().map(position).collect();
+    assert_eq!(
+        positions,
+        (2..EVENTS + 2).collect::<Vec<_>>(),
+        "resent in event order"
+    );
+    for pair in again.windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(
+            gap >= Duration::from_millis(35),
+            "event {} was sent {gap:?} after event {}, before its answer",
+            position(&pair[1]),
+            position(&pair[0])
+        );
+    }
+}

@@ -475,13 +475,53 @@ pub(super) async fn resend(
         }
         Some(_) => {}
     }
-    sqlx::query(&format!("{RESEND} WHERE idempotency_key = ?"))
-        .bind(i64::from(options.max_attempts))
-        .bind(now().timestamp_micros())
-        .bind(key)
+    let at = now().timestamp_micros();
+    let resent = sqlx::query(&format!(
+        "{RESEND} WHERE idempotency_key = ? RETURNING seq, stream"
+    ))
+    .bind(i64::from(options.max_attempts))
+    .bind(at)
+    .bind(key)
+    .fetch_all(&mut *tx)
+    .await?;
+    keep_streams_in_order(&mut tx, &resent, at, options).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Resent deliveries of an ordered stream go out one at a time, oldest first, and only once
+/// nothing else of the stream is on its way: each is put to wait, and the stream's first
+/// pending delivery is made due if no head is active (the head's result frees the next, as
+/// for any stream).
+async fn keep_streams_in_order(
+    tx: &mut sqlx::SqliteConnection,
+    resent: &[SqliteRow],
+    at: i64,
+    options: &StoreOptions,
+) -> Result<()> {
+    if !options.ordering {
+        return Ok(());
+    }
+    let mut streams = std::collections::BTreeSet::new();
+    for row in resent {
+        if let Some(stream) = row.try_get::<Option<String>, _>("stream")? {
+            sqlx::query("UPDATE deliveries SET next_attempt_at = NULL WHERE seq = ?")
+                .bind(row.try_get::<i64, _>("seq")?)
+                .execute(&mut *tx)
+                .await?;
+            streams.insert(stream);
+        }
+    }
+    for stream in streams {
+        sqlx::query(&format!(
+            "{MAKE_NEXT_DUE} AND NOT EXISTS (SELECT 1 FROM deliveries WHERE stream = ?2 \
+             AND status = 'pending' AND next_attempt_at IS NOT NULL)"
+        ))
+        .bind(at)
+        .bind(&stream)
         .execute(&mut *tx)
         .await?;
-    tx.commit().await?;
+    }
     Ok(())
 }
 
@@ -495,13 +535,19 @@ pub(super) async fn resend_failed(
     let mut sql = format!("{RESEND} WHERE seq IN (SELECT d.seq FROM deliveries d WHERE d.project_id = ? AND d.status = 'failure' AND d.created_at >= ?");
     let binds = filter_sql(filter, &mut sql);
     sql.push(')');
+    sql.push_str(" RETURNING seq, stream");
+    let at = now().timestamp_micros();
     let mut query = sqlx::query(&sql)
         .bind(i64::from(options.max_attempts))
-        .bind(now().timestamp_micros())
+        .bind(at)
         .bind(project_id)
         .bind(since.timestamp_micros());
     for value in &binds {
         query = query.bind(value);
     }
-    Ok(query.execute(pool).await?.rows_affected())
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let resent = query.fetch_all(&mut *tx).await?;
+    keep_streams_in_order(&mut tx, &resent, at, options).await?;
+    tx.commit().await?;
+    Ok(resent.len() as u64)
 }
