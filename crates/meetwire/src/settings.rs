@@ -73,12 +73,14 @@ fn read_file(path: Option<&Path>) -> Result<FileConfig, SettingsError> {
     })
 }
 
+/// A duration given in seconds: at least a millisecond (a smaller one, `1e-12` say, would round
+/// to nothing and make every timeout fire at once), below a billion.
 fn seconds(name: &str, value: Option<f64>, default: Duration) -> Result<Duration, SettingsError> {
     match value {
         None => Ok(default),
-        Some(s) if s.is_finite() && s > 0.0 && s < 1e9 => Ok(Duration::from_secs_f64(s)),
+        Some(s) if s.is_finite() && (0.001..1e9).contains(&s) => Ok(Duration::from_secs_f64(s)),
         Some(s) => Err(SettingsError::Invalid(format!(
-            "{name} must be a positive number of seconds, got {s}"
+            "{name} must be a number of seconds from 0.001, got {s}"
         ))),
     }
 }

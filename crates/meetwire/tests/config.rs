@@ -76,11 +76,12 @@ async fn flags_beat_environment_beat_file() {
 fn bad_configuration_is_refused_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.toml");
-    let cases: [(&str, &[&str], &str); 4] = [
+    let cases: [(&str, &[&str], &str); 5] = [
         ("listen_port = 5\n", &[], "unknown field"),
         ("body_limit = \"big\"\n", &[], "invalid config file"),
         ("", &["--retry-schedule", "2,x"], "retry schedule"),
         ("", &["--webhook-timeout", "0"], "webhook_timeout"),
+        ("", &["--webhook-timeout", "1e-12"], "webhook_timeout"),
     ];
     for (text, flags, expected) in cases {
         std::fs::write(&file, text).unwrap();

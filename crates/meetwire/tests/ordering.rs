@@ -273,7 +273,7 @@ async fn resent_failures_of_a_stream_go_out_again_one_at_a_time_in_event_order()
     let (status, body) = api
         .post(
             "/api/v1/webhook_deliveries/resend",
-            &json!({"since": "2000-01-01T00:00:00Z"}),
+            &json!({"since": "2000-01-01"}),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");

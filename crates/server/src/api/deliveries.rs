@@ -4,7 +4,7 @@
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::HeaderMap;
 use axum::Json;
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 use meetwire_core::time::rest_timestamp;
 use meetwire_core::trigger::parse_trigger;
 use meetwire_store::{DeliveryDetail, DeliveryFilter, DeliveryStatus, DeliverySummary};
@@ -128,17 +128,28 @@ pub struct BulkResendBody {
     trigger: Option<String>,
 }
 
-/// Resends every failed delivery created at or after `since` that matches the filters.
+/// `since` as a full time with its offset, or a date (its midnight, UTC).
+fn parse_since(text: &str) -> Option<DateTime<Utc>> {
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Some(time.to_utc());
+    }
+    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    Some(date.and_time(chrono::NaiveTime::MIN).and_utc())
+}
+
+/// Resends every failed delivery created (its event stored) at or after `since` that matches
+/// the filters.
 pub async fn resend_failed(
     State(state): State<AppState>,
     Project(project): Project,
     ApiJson(body): ApiJson<BulkResendBody>,
 ) -> ApiResult<Json<Value>> {
-    let since = DateTime::parse_from_rfc3339(&body.since)
-        .map_err(|_| {
-            ApiError::BadRequest(format!("since is not an ISO 8601 time: {}", body.since))
-        })?
-        .to_utc();
+    let since = parse_since(&body.since).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "since is not an ISO 8601 time (2026-11-27T09:00:00Z) or date (2026-11-27): {}",
+            body.since
+        ))
+    })?;
     let filter = DeliveryFilter {
         bot_id: body.bot_id,
         calendar_id: body.calendar_id,
