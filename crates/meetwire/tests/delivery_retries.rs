@@ -646,3 +646,34 @@ async fn http_webhooks_are_refused_unless_allowed() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreadable_signing_keys_spend_no_attempt() {
+    let rx = Receiver::ok().await;
+    let (dir, project, server) = setup(FAST);
+    let api = server.api(&project.api_key);
+    // The project's sealed secret is damaged behind the server's back.
+    let db = rusqlite::Connection::open(dir.path().join("meetwire.sqlite3")).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    let sealed: Vec<u8> = db
+        .query_row("SELECT sealed FROM webhook_secrets", [], |r| r.get(0))
+        .unwrap();
+    db.execute("UPDATE webhook_secrets SET sealed = x'00'", [])
+        .unwrap();
+
+    let bot = log_bot(&api, &rx.url(), 1, 0).await;
+    let key = only_delivery_key(&api, &bot).await;
+    // Long enough for the whole retry budget, and for the delivery to be taken up again.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let d = delivery(&api, &key).await;
+    assert_eq!(d["status"], "pending", "{d:#}");
+    assert_eq!(d["attempt_count"], 0, "an attempt was spent: {d:#}");
+    assert_eq!(rx.count(), 0);
+
+    db.execute("UPDATE webhook_secrets SET sealed = ?1", [&sealed])
+        .unwrap();
+    let d = wait_finished(&api, &key).await;
+    assert_eq!(d["status"], "success", "{d:#}");
+    assert_eq!(d["attempt_count"], 1, "{d:#}");
+    assert_eq!(rx.count(), 1);
+}

@@ -75,6 +75,9 @@ impl DeliveryConfig {
 /// How long the dispatcher waits after a failed claim before claiming again.
 const CLAIM_RETRY_PAUSE: Duration = Duration::from_millis(100);
 
+/// How long a delivery waits in the outbox when its project's signing keys could not be read.
+const KEYS_RETRY: Duration = Duration::from_secs(1);
+
 /// Deliveries queued per endpoint at its concurrency limit, as a multiple of that limit.
 const QUEUE_PER_LIMIT: usize = 4;
 
@@ -314,8 +317,24 @@ impl Dispatcher {
         tokio::spawn(async move {
             let mut next = Some((delivery, url));
             while let Some((delivery, url)) = next {
-                let attempt = me.attempt(&delivery, &url).await;
-                me.finish(&delivery, Some(&endpoint), attempt).await;
+                match me.keys.get(&delivery.project_id).await {
+                    Ok(keys) => {
+                        let attempt = me
+                            .sender
+                            .send(&url, &delivery.idempotency_key, &delivery.body, &keys)
+                            .await;
+                        me.finish(&delivery, Some(&endpoint), attempt).await;
+                    }
+                    Err(e) => {
+                        // Our failure, not the receiver's: no attempt is spent on it.
+                        tracing::error!(error = %e, project = %delivery.project_id,
+                            "signing keys unavailable; delivery handed back");
+                        me.leave_endpoint(&endpoint);
+                        let until = later(KEYS_RETRY);
+                        me.hand_back(&[(delivery.seq, delivery.claim_token, until)])
+                            .await;
+                    }
+                }
                 next = me.next_queued(&endpoint).await;
             }
             drop(slot);
@@ -414,23 +433,12 @@ impl Dispatcher {
         Ok((delivery, url))
     }
 
-    async fn attempt(&self, delivery: &ClaimedDelivery, url: &str) -> Attempt {
-        match self.keys.get(&delivery.project_id).await {
-            Ok(keys) => {
-                self.sender
-                    .send(url, &delivery.idempotency_key, &delivery.body, &keys)
-                    .await
+    /// Gives back the endpoint place `reserve` took, when no attempt was made with it.
+    fn leave_endpoint(&self, endpoint: &str) {
+        if let Ok(mut endpoints) = self.endpoints.lock() {
+            if let Some(state) = endpoints.by_key.get_mut(endpoint) {
+                state.in_flight = state.in_flight.saturating_sub(1);
             }
-            Err(e) => Attempt {
-                status: None,
-                failure: Some((
-                    FailureKind::Transport,
-                    format!("signing keys unavailable: {e}"),
-                )),
-                response_body: None,
-                retry_after: None,
-                duration: Duration::ZERO,
-            },
         }
     }
 
