@@ -296,3 +296,65 @@ async fn resent_failures_of_a_stream_go_out_again_one_at_a_time_in_event_order()
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_with_ordering_on_new_events_wait_behind_older_pending_ones() {
+    // The first attempt of the first utterance fails; its retry comes 2 s later.
+    let rx = Receiver::start(Arc::new(|c: &Call| {
+        if c.nth_for_key == 0 && c.json["data"]["transcription"]["transcript"] == "n=0" {
+            Reply::status(500)
+        } else {
+            Reply::ok()
+        }
+    }))
+    .await;
+    let server_flags = |ordering: &'static str| {
+        vec![
+            "--retry-schedule",
+            "2",
+            "--allow-http-webhooks",
+            "--allow-webhook-cidr",
+            "127.0.0.0/8",
+            "--webhook-ordering",
+            ordering,
+        ]
+    };
+    let (dir, project, mut server) = setup(&server_flags("false"));
+    let api = server.api(&project.api_key);
+    let (status, body) = api
+        .post(
+            "/api/v1/webhooks",
+            &json!({"url": rx.url(), "triggers": ["transcript.update"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let bot = api
+        .create_bot(json!({"meeting_url": "https://meet.example.com/toggle"}))
+        .await;
+    let bot = bot["id"].as_str().unwrap().to_owned();
+    let token = create_runner_token(dir.path(), "toggle-runner");
+    let runner = server.api(&token);
+    let (status, body) = runner.post("/runner/v1/bots/claim", &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let utterance = |k: usize| {
+        json!({"records": [{"kind": "utterance", "id": format!("u{k}"), "speaker_name": "Ann",
+               "speaker_uuid": "7", "timestamp_ms": 1_700_000_000_000_i64 + k as i64,
+               "duration_ms": 500, "transcript": format!("n={k}")}]})
+    };
+    let path = format!("/runner/v1/bots/{bot}/records");
+    let (status, body) = runner.post(&path, &utterance(0)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    rx.wait_for(1, Duration::from_secs(10)).await;
+
+    // Restarted with ordering on while the first utterance waits for its retry.
+    server.kill();
+    let server = common::Server::start(dir.path(), &server_flags("true"));
+    let runner = server.api(&token);
+    for k in [1, 2] {
+        let (status, body) = runner.post(&path, &utterance(k)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let got = rx.wait_for(4, Duration::from_secs(15)).await;
+    let delivered: Vec<usize> = got.iter().filter(|r| r.succeeded()).map(position).collect();
+    assert_eq!(delivered, vec![2, 3, 4], "in event order after the restart");
+}

@@ -135,6 +135,7 @@ mod tests {
             body: "{}".into(),
             attempts: 0,
             max_attempts: 4,
+            lease_until: now(),
         }
     }
 

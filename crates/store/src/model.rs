@@ -211,6 +211,9 @@ pub struct ClaimedDelivery {
     /// Attempts already made.
     pub attempts: u32,
     pub max_attempts: u32,
+    /// When the claim ends: after it, another worker may claim the delivery again, so no
+    /// attempt may start that could outlast it.
+    pub lease_until: Timestamp,
 }
 
 /// Where a delivery goes after an attempt.

@@ -75,6 +75,9 @@ impl DeliveryConfig {
 /// How long the dispatcher waits after a failed claim before claiming again.
 const CLAIM_RETRY_PAUSE: Duration = Duration::from_millis(100);
 
+/// The part of a lease kept beyond an attempt's timeout, for writing the attempt's result.
+const LEASE_MARGIN: Duration = Duration::from_secs(1);
+
 /// How long a delivery waits in the outbox when its project's signing keys could not be read.
 const KEYS_RETRY: Duration = Duration::from_secs(1);
 
@@ -317,6 +320,15 @@ impl Dispatcher {
         tokio::spawn(async move {
             let mut next = Some((delivery, url));
             while let Some((delivery, url)) = next {
+                if !me.lease_covers_an_attempt(&delivery) {
+                    // Another worker may claim it any moment: sending now could put two
+                    // attempts (and, with ordering, two of one stream) in flight at once.
+                    me.leave_endpoint(&endpoint);
+                    me.hand_back(&[(delivery.seq, delivery.claim_token, now())])
+                        .await;
+                    next = me.next_queued(&endpoint).await;
+                    continue;
+                }
                 match me.keys.get(&delivery.project_id).await {
                     Ok(keys) => {
                         let attempt = me
@@ -431,6 +443,11 @@ impl Dispatcher {
         }
         state.in_flight += 1;
         Ok((delivery, url))
+    }
+
+    /// Whether the delivery's claim lasts through a whole attempt and the writing of its result.
+    fn lease_covers_an_attempt(&self, delivery: &ClaimedDelivery) -> bool {
+        delivery.lease_until > later(self.config.timeout + LEASE_MARGIN)
     }
 
     /// Gives back the endpoint place `reserve` took, when no attempt was made with it.

@@ -56,7 +56,8 @@ pub(super) fn newest_delivery(db: &rusqlite::Connection) -> Result<i64> {
 /// The columns `claimed_from_row` reads, in its order.
 macro_rules! claimed_columns {
     () => {
-        "seq, idempotency_key, project_id, subscription_id, body, attempts, max_attempts"
+        "seq, idempotency_key, project_id, subscription_id, body, attempts, max_attempts, \
+         next_attempt_at"
     };
 }
 
@@ -100,6 +101,7 @@ fn claimed_from_row(row: &rusqlite::Row<'_>, token: &str) -> rusqlite::Result<Cl
         body: row.get(4)?,
         attempts: row.get(5)?,
         max_attempts: row.get(6)?,
+        lease_until: from_micros(row.get(7)?),
         url: None,
         subscription_active: false,
     })
@@ -448,9 +450,27 @@ pub(super) async fn get(pool: &SqlitePool, project_id: &str, key: &str) -> Resul
     })
 }
 
-/// Puts finished deliveries back to pending with a fresh attempt budget and the same key.
+/// Puts finished deliveries back to pending with a fresh attempt budget and the same key; with
+/// ordering on (the third parameter), a row written while it was off joins its stream. Its
+/// parameters are anonymous, as are those of the conditions appended to it.
 const RESEND: &str = "UPDATE deliveries SET status = 'pending', attempts = 0, max_attempts = ?, \
-    next_attempt_at = ?, claim_token = NULL";
+    next_attempt_at = ?, claim_token = NULL, \
+    stream = CASE WHEN ? AND stream IS NULL AND bot_id IS NOT NULL \
+                  THEN subscription_id || ':' || bot_id ELSE stream END";
+
+/// With ordering on, pending deliveries written while it was off join their streams (named as
+/// the outbox names them, subscription and bot), so that
+/// events stored from now on wait behind them (they themselves keep going out as they are:
+/// they were owed no order).
+pub(super) async fn join_streams(pool: &SqlitePool) -> Result<()> {
+    sqlx::query(
+        "UPDATE deliveries SET stream = subscription_id || ':' || bot_id \
+         WHERE status = 'pending' AND stream IS NULL AND bot_id IS NOT NULL",
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
 
 pub(super) async fn resend(
     pool: &SqlitePool,
@@ -481,6 +501,7 @@ pub(super) async fn resend(
     ))
     .bind(i64::from(options.max_attempts))
     .bind(at)
+    .bind(options.ordering)
     .bind(key)
     .fetch_all(&mut *tx)
     .await?;
@@ -540,6 +561,7 @@ pub(super) async fn resend_failed(
     let mut query = sqlx::query(&sql)
         .bind(i64::from(options.max_attempts))
         .bind(at)
+        .bind(options.ordering)
         .bind(project_id)
         .bind(since.timestamp_micros());
     for value in &binds {

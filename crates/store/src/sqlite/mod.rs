@@ -102,6 +102,9 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
+        if store_options.ordering {
+            deliveries::join_streams(&writer).await?;
+        }
         let newest_seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM deliveries")
             .fetch_one(&writer)
             .await?;

@@ -150,6 +150,7 @@ pub(super) fn enqueue(
                 body,
                 attempts: 0,
                 max_attempts: options.max_attempts,
+                lease_until: claims.lease_until,
             };
             claims.claimed.push(delivery);
         } else if !waiting {
