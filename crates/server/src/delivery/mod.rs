@@ -153,7 +153,7 @@ impl Dispatcher {
     ) -> Result<(Arc<Self>, tokio::task::JoinHandle<()>), reqwest::Error> {
         let sender = Sender::new(Arc::new(config.policy.clone()), config.timeout)?;
         let (results, rx) = mpsc::channel(4 * config.max_in_flight);
-        let writer = tokio::spawn(write_results(store.clone(), rx));
+        let writer = tokio::spawn(write_results(store.clone(), rx, config.lease()));
         let dispatcher = Arc::new(Dispatcher {
             store,
             sender,
@@ -565,25 +565,36 @@ fn endpoint_key(url: &str) -> String {
         .unwrap_or_else(|_| url.to_owned())
 }
 
-/// Writes attempt results in batches until every sender is gone, retrying a failed write; a
-/// result that cannot be written is lost only as far as its lease expiring and the delivery
-/// being tried again.
-async fn write_results(store: Arc<dyn Store>, mut rx: mpsc::Receiver<AttemptResult>) {
+/// Writes attempt results in batches until every sender is gone. A failed write is retried
+/// (the dispatcher waits meanwhile: its results channel fills) for as long as the results can
+/// still matter: once every claim they answer has expired (`lease` after the attempts), their
+/// deliveries are someone else's to try again, and the batch is dropped.
+async fn write_results(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::Receiver<AttemptResult>,
+    lease: Duration,
+) {
     let mut batch = Vec::with_capacity(512);
     while rx.recv_many(&mut batch, 512).await > 0 {
-        write_batch(store.as_ref(), batch.drain(..).collect()).await;
+        write_batch(store.as_ref(), batch.drain(..).collect(), lease).await;
     }
 }
 
-async fn write_batch(store: &dyn Store, batch: Arc<[AttemptResult]>) {
-    for attempt in 0..5u32 {
-        match store.record_attempts(batch.clone()).await {
-            Ok(()) => break,
-            Err(e) => {
-                tracing::error!(error = %e, attempt, "writing delivery results failed");
-                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-            }
+async fn write_batch(store: &dyn Store, batch: Arc<[AttemptResult]>, lease: Duration) {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(100);
+    loop {
+        let Err(e) = store.record_attempts(batch.clone()).await else {
+            return;
+        };
+        if store.durability_failure().is_some() || started.elapsed() > lease {
+            tracing::error!(error = %e, results = batch.len(),
+                "delivery results dropped; their deliveries are tried again when their claims expire");
+            return;
         }
+        tracing::error!(error = %e, "writing delivery results failed; retrying");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
     }
 }
 
