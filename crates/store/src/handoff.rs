@@ -5,7 +5,7 @@
 //! delivery over when it expires), and credits bound how many are in transit in memory: the
 //! dispatcher grants them and gives one back for each delivery it has taken in hand.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use meetwire_core::time::{now, Timestamp};
@@ -24,6 +24,8 @@ struct Route {
 pub struct HandOff {
     credits: AtomicUsize,
     route: OnceLock<Route>,
+    /// Set when the dispatcher stops: nothing more is pre-claimed.
+    closed: AtomicBool,
 }
 
 impl HandOff {
@@ -38,6 +40,12 @@ impl HandOff {
         self.route.set(Route { deliveries, lease }).ok()?;
         self.credits.store(credits, Ordering::Release);
         Some(receiver)
+    }
+
+    /// Stops pre-claiming (the dispatcher is stopping): deliveries made due from now on are left
+    /// in the outbox for whoever claims next.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
     }
 
     /// Returns credits for deliveries the dispatcher has taken in hand.
@@ -57,11 +65,13 @@ impl HandOff {
         })
     }
 
-    /// Takes one credit, if any is left.
+    /// Takes one credit, if any is left and the hand-off is open.
     fn take_credit(&self) -> bool {
-        self.credits
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| c.checked_sub(1))
-            .is_ok()
+        !self.closed.load(Ordering::Acquire)
+            && self
+                .credits
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| c.checked_sub(1))
+                .is_ok()
     }
 }
 
@@ -179,5 +189,16 @@ mod tests {
         drop(lost);
         let mut next = handoff.begin().unwrap();
         assert!(next.reserve() && next.reserve(), "both credits came back");
+    }
+
+    #[test]
+    fn a_closed_hand_off_pre_claims_nothing_more() {
+        let handoff = Arc::new(HandOff::default());
+        let _rx = handoff.open(2, chrono::Duration::seconds(5)).unwrap();
+        handoff.close();
+        let mut claims = handoff.begin().unwrap();
+        assert!(!claims.reserve(), "closed: the delivery stays in the outbox");
+        handoff.give_back(1);
+        assert!(!claims.reserve(), "credits coming back do not reopen it");
     }
 }

@@ -267,7 +267,19 @@ impl Dispatcher {
                     self.start_attempts(batch).await;
                     handoff.give_back(taken);
                 }
-                _ = shutdown.changed() => break,
+                _ = shutdown.changed() => {
+                    // Claims still in transit go back to the outbox now, rather than wait out
+                    // their leases after a restart.
+                    handoff.close();
+                    handed.close();
+                    let mut unsent = Vec::new();
+                    while let Some(batch) = handed.recv().await {
+                        handoff.give_back(batch.len());
+                        unsent.extend(batch.into_iter().map(|d| (d.seq, d.claim_token, now())));
+                    }
+                    self.hand_back(&unsent).await;
+                    break;
+                }
             }
         }
     }
