@@ -68,6 +68,43 @@ fn position(r: &Received) -> usize {
     }
 }
 
+/// The utterance `n=K` as a runner reports it.
+fn utterance(k: usize) -> Value {
+    json!({"kind": "utterance", "id": format!("u{k}"), "speaker_name": "Ann",
+           "speaker_uuid": "7", "timestamp_ms": 1_700_000_000_000_i64 + k as i64 * 1000,
+           "duration_ms": 500, "transcript": format!("n={k}")})
+}
+
+/// A project webhook to `url` for transcripts, and one bot claimed by a new runner. Returns
+/// the bot's records path and the runner's token.
+async fn transcript_stream(
+    dir: &std::path::Path,
+    server: &common::Server,
+    api: &Api,
+    url: &str,
+) -> (String, String) {
+    let (status, body) = api
+        .post(
+            "/api/v1/webhooks",
+            &json!({"url": url, "triggers": ["transcript.update"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let bot = api
+        .create_bot(json!({"meeting_url": "https://meet.example.com/stream"}))
+        .await;
+    let token = create_runner_token(dir, "stream-runner");
+    let (status, body) = server
+        .api(&token)
+        .post("/runner/v1/bots/claim", &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    (
+        format!("/runner/v1/bots/{}/records", bot["id"].as_str().unwrap()),
+        token,
+    )
+}
+
 /// Creates the bots, has one runner claim them all, and posts each bot's events in order
 /// (batches of 1 to 3), all bots at once. Returns the bot ids.
 async fn drive(dir: &std::path::Path, server: &common::Server, api: &Api) -> Vec<String> {
@@ -105,14 +142,7 @@ async fn drive(dir: &std::path::Path, server: &common::Server, api: &Api) -> Vec
             let mut n = 0;
             while n < UTTERANCES {
                 let size = rng.gen_range(1..=3).min(UTTERANCES - n);
-                let records: Vec<Value> = (n..n + size)
-                    .map(|k| {
-                        json!({"kind": "utterance", "id": format!("u{k}"),
-                               "speaker_name": "Ann", "speaker_uuid": "7",
-                               "timestamp_ms": 1_700_000_000_000_i64 + k as i64 * 1000,
-                               "duration_ms": 500, "transcript": format!("n={k}")})
-                    })
-                    .collect();
+                let records: Vec<Value> = (n..n + size).map(utterance).collect();
                 let (status, body) = runner.post(&path, &json!({"records": records})).await;
                 assert_eq!(status, StatusCode::OK, "{body}");
                 assert_eq!(body["stored"], size, "{body}");
@@ -234,29 +264,12 @@ async fn resent_failures_of_a_stream_go_out_again_one_at_a_time_in_event_order()
     fast[1] = "0.05";
     let (dir, project, server) = setup(&fast);
     let api = server.api(&project.api_key);
-    let (status, body) = api
-        .post(
-            "/api/v1/webhooks",
-            &json!({"url": rx.url(), "triggers": ["transcript.update"]}),
-        )
+    let (path, token) = transcript_stream(dir.path(), &server, &api, &rx.url()).await;
+    let records: Vec<Value> = (0..EVENTS).map(utterance).collect();
+    let (status, body) = server
+        .api(&token)
+        .post(&path, &json!({"records": records}))
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let bot = api
-        .create_bot(json!({"meeting_url": "https://meet.example.com/resend-order"}))
-        .await;
-    let bot = bot["id"].as_str().unwrap().to_owned();
-    let runner = server.api(&create_runner_token(dir.path(), "resend-runner"));
-    let (status, body) = runner.post("/runner/v1/bots/claim", &json!({})).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let records: Vec<Value> = (0..EVENTS)
-        .map(|k| {
-            json!({"kind": "utterance", "id": format!("u{k}"), "speaker_name": "Ann",
-                   "speaker_uuid": "7", "timestamp_ms": 1_700_000_000_000_i64 + k as i64,
-                   "duration_ms": 500, "transcript": format!("n={k}")})
-        })
-        .collect();
-    let path = format!("/runner/v1/bots/{bot}/records");
-    let (status, body) = runner.post(&path, &json!({"records": records})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let log = wait_delivery_log(&api, "", Duration::from_secs(20), |l| {
         all_finished(l, EVENTS)
@@ -321,28 +334,9 @@ async fn after_a_restart_with_ordering_on_new_events_wait_behind_older_pending_o
     };
     let (dir, project, mut server) = setup(&server_flags("false"));
     let api = server.api(&project.api_key);
-    let (status, body) = api
-        .post(
-            "/api/v1/webhooks",
-            &json!({"url": rx.url(), "triggers": ["transcript.update"]}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let bot = api
-        .create_bot(json!({"meeting_url": "https://meet.example.com/toggle"}))
-        .await;
-    let bot = bot["id"].as_str().unwrap().to_owned();
-    let token = create_runner_token(dir.path(), "toggle-runner");
-    let runner = server.api(&token);
-    let (status, body) = runner.post("/runner/v1/bots/claim", &json!({})).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let utterance = |k: usize| {
-        json!({"records": [{"kind": "utterance", "id": format!("u{k}"), "speaker_name": "Ann",
-               "speaker_uuid": "7", "timestamp_ms": 1_700_000_000_000_i64 + k as i64,
-               "duration_ms": 500, "transcript": format!("n={k}")}]})
-    };
-    let path = format!("/runner/v1/bots/{bot}/records");
-    let (status, body) = runner.post(&path, &utterance(0)).await;
+    let (path, token) = transcript_stream(dir.path(), &server, &api, &rx.url()).await;
+    let one = |k: usize| json!({"records": [utterance(k)]});
+    let (status, body) = server.api(&token).post(&path, &one(0)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     rx.wait_for(1, Duration::from_secs(10)).await;
 
@@ -351,7 +345,7 @@ async fn after_a_restart_with_ordering_on_new_events_wait_behind_older_pending_o
     let server = common::Server::start(dir.path(), &server_flags("true"));
     let runner = server.api(&token);
     for k in [1, 2] {
-        let (status, body) = runner.post(&path, &utterance(k)).await;
+        let (status, body) = runner.post(&path, &one(k)).await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
     let got = rx.wait_for(4, Duration::from_secs(15)).await;

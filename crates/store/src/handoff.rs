@@ -197,7 +197,10 @@ mod tests {
         let _rx = handoff.open(2, chrono::Duration::seconds(5)).unwrap();
         handoff.close();
         let mut claims = handoff.begin().unwrap();
-        assert!(!claims.reserve(), "closed: the delivery stays in the outbox");
+        assert!(
+            !claims.reserve(),
+            "closed: the delivery stays in the outbox"
+        );
         handoff.give_back(1);
         assert!(!claims.reserve(), "credits coming back do not reopen it");
     }
