@@ -224,12 +224,23 @@ fn finish(batch: Batch, result: Result<(), String>, progress: &Progress) {
     }
 }
 
+/// Opens the log for syncing, once per process. Its directory is synced first: a log created
+/// by this start (or the database file beside it) is only found after a power loss if its
+/// directory entry reached the disk, which fsyncing the file itself does not promise.
 fn open_log(wal: &PathBuf) -> Result<File, String> {
-    File::options()
+    let log = File::options()
         .read(true)
         .write(true)
         .open(wal)
-        .map_err(|e| format!("cannot open {}: {e}", wal.display()))
+        .map_err(|e| format!("cannot open {}: {e}", wal.display()))?;
+    let dir = wal
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| format!("fsync of {} failed: {e}", dir.display()))?;
+    Ok(log)
 }
 
 #[cfg(test)]
