@@ -26,10 +26,19 @@ for line in sys.stdin.buffer:
 
 /// Canonicalises each value with Python in one process, one JSON document per line.
 fn python_canonical(values: &[Value]) -> Vec<String> {
+    // serde_json escapes newlines inside strings, so each document is one line.
+    let texts: Vec<String> = values
+        .iter()
+        .map(|v| serde_json::to_string(v).expect("serialise input"))
+        .collect();
+    python_canonical_texts(&texts)
+}
+
+/// Canonicalises each JSON text (one line each) with Python in one process.
+fn python_canonical_texts(texts: &[String]) -> Vec<String> {
     let mut input = String::new();
-    for v in values {
-        // serde_json escapes newlines inside strings, so each document is one line.
-        input.push_str(&serde_json::to_string(v).expect("serialise input"));
+    for text in texts {
+        input.push_str(text);
         input.push('\n');
     }
     let mut child = Command::new("python3")
@@ -63,7 +72,7 @@ fn python_canonical(values: &[Value]) -> Vec<String> {
     let lines: Vec<String> = stdout.lines().map(str::to_owned).collect();
     assert_eq!(
         lines.len(),
-        values.len(),
+        texts.len(),
         "python3 printed a wrong number of lines"
     );
     lines
@@ -221,4 +230,37 @@ fn random_batch_agrees_with_python() {
     // A fresh seed each run widens coverage over time; failures print the offending input.
     let mut runner = TestRunner::new(Config::default());
     assert_matches_python(&generate(&mut runner, BATCH));
+}
+
+/// Numbers as a runner writes them, with more digits than needed: parsed here and by Python,
+/// both must land on the same double (correctly rounded), or the receiver gets other data than
+/// the runner sent.
+#[test]
+fn numbers_parsed_from_text_agree_with_python() {
+    let mut texts: Vec<String> = [
+        "0.012053200609833413",
+        "9007199254740993.0",
+        "2.2250738585072011e-308",
+        "1.00000000000000011102230246251565404236316680908203125",
+        "0.30000000000000004441",
+        "4.9406564584124654e-324",
+        "1.7976931348623157e308",
+    ]
+    .iter()
+    .map(|n| format!("[{n}]"))
+    .collect();
+    let mut runner = TestRunner::new(Config::default());
+    let digits = proptest::string::string_regex("-?[1-9]\\.[0-9]{16,22}e-?[0-9]{1,3}")
+        .expect("a number pattern");
+    for _ in 0..BATCH {
+        let number = digits.new_tree(&mut runner).expect("a number").current();
+        if number.parse::<f64>().is_ok_and(f64::is_finite) {
+            texts.push(format!("[{number}]"));
+        }
+    }
+    let expected = python_canonical_texts(&texts);
+    for (text, want) in texts.iter().zip(&expected) {
+        let value: Value = serde_json::from_str(text).expect("a JSON number");
+        assert_eq!(&canonical_json(&value), want, "parsed from {text}");
+    }
 }
