@@ -172,10 +172,10 @@ fn fresh(verdict: Verdict, headers: &StandardHeaders, now: DateTime<Utc>) -> Ver
         return verdict;
     };
     match headers.unix_timestamp() {
-        Some(ts) if (now.timestamp() - ts).abs() > TIMESTAMP_TOLERANCE_SECS => {
+        Some(ts) if now.timestamp().abs_diff(ts) > TIMESTAMP_TOLERANCE_SECS.unsigned_abs() => {
             Verdict::Invalid(format!(
                 "webhook-timestamp is {} s from now (tolerance {TIMESTAMP_TOLERANCE_SECS} s)",
-                now.timestamp() - ts
+                i128::from(now.timestamp()) - i128::from(ts)
             ))
         }
         _ => verdict,

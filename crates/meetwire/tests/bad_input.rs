@@ -326,6 +326,13 @@ async fn every_class_of_bad_input_is_refused_and_changes_nothing() {
             S::BAD_REQUEST,
         ),
         case(
+            "sandbox speed too slow for a timer",
+            M::POST,
+            &bots,
+            j(json!({"meeting_url": "sandbox://standup?speed=1e-300"})),
+            S::BAD_REQUEST,
+        ),
+        case(
             "sandbox speed negative",
             M::POST,
             &bots,

@@ -19,6 +19,9 @@ use crate::app::AppState;
 use crate::runner::report;
 use script::SandboxMeeting;
 
+/// The longest single wait of a sandbox script.
+const MAX_STEP_WAIT: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// The sandbox's identity as a runner.
 pub const SANDBOX_RUNNER: &str = "sandbox";
 
@@ -123,7 +126,11 @@ async fn play_script(state: &AppState, bot: Bot) -> Result<(), StoreError> {
             }
         }
         let step = &script.steps[progress.step];
-        let wait = Duration::from_secs_f64(step.after_ms as f64 / 1000.0 / meeting.speed);
+        // A step's wait, held below a year (a script's long pause at a slow speed would
+        // otherwise overflow the timer).
+        let wait = Duration::try_from_secs_f64(step.after_ms as f64 / 1000.0 / meeting.speed)
+            .unwrap_or(MAX_STEP_WAIT)
+            .min(MAX_STEP_WAIT);
         match wait_with_heartbeats(state, &bot.id, wait).await? {
             Next::Continue => {}
             Next::Leave => return leave(state, &bot.id).await,

@@ -19,6 +19,9 @@ use serde_json::{json, Map, Value};
 pub const MAX_STEPS: usize = 10_000;
 /// Fastest allowed time compression.
 pub const MAX_SPEED: f64 = 10_000.0;
+/// Slowest allowed: a thousandth of real time (slower ones stretched waits past what a timer
+/// can hold).
+pub const MIN_SPEED: f64 = 0.001;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -106,10 +109,10 @@ impl SandboxMeeting {
                     speed = value
                         .parse::<f64>()
                         .ok()
-                        .filter(|s| s.is_finite() && *s > 0.0 && *s <= MAX_SPEED)
+                        .filter(|s| (MIN_SPEED..=MAX_SPEED).contains(s))
                         .ok_or_else(|| {
                             format!(
-                                "sandbox speed must be a number above 0 and at most {MAX_SPEED}"
+                                "sandbox speed must be a number from {MIN_SPEED} to {MAX_SPEED}"
                             )
                         })?;
                 }
@@ -362,6 +365,8 @@ mod tests {
             "sandbox://nope",
             "sandbox://standup?speed=0",
             "sandbox://standup?speed=abc",
+            "sandbox://standup?speed=1e-300",
+            "sandbox://standup?speed=0.0009",
             "sandbox://standup?pace=2",
             "sandbox://custom",
             "ftp://x",
