@@ -128,7 +128,7 @@ pub struct BotLog {
 pub fn bot_envelope(
     idempotency_key: &str,
     bot_id: &str,
-    bot_metadata: &Map<String, Value>,
+    bot_metadata: Option<&Map<String, Value>>,
     trigger: crate::trigger::Trigger,
     data: &Value,
 ) -> Value {

@@ -94,9 +94,14 @@ async fn create_returns_the_bot_object_and_get_shows_the_same() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(got, bot, "GET shows the bot exactly as created");
 
-    // Defaults: no metadata is an empty object, no deduplication key is null.
+    // Defaults: no metadata and no deduplication key are null (Attendee's bot and webhook
+    // shapes); an explicit null is the same.
     let plain = api.create_bot(json!({"meeting_url": MEETING})).await;
-    assert_eq!(plain["metadata"], json!({}));
+    assert_eq!(plain["metadata"], Value::Null);
+    let explicit = api
+        .create_bot(json!({"meeting_url": MEETING, "metadata": null}))
+        .await;
+    assert_eq!(explicit["metadata"], Value::Null);
     assert_eq!(plain["deduplication_key"], Value::Null);
     assert_ne!(bot_id(&plain), id);
 }

@@ -575,6 +575,11 @@ async fn rotation_signs_with_both_secrets_during_the_overlap_and_headers_can_be_
     let mut cases = Vec::new();
     let r = one_log(&api, &rx, "before rotation").await;
     check_headers(&r, true);
+    assert_eq!(
+        r.json()["bot_metadata"],
+        Value::Null,
+        "a bot created without metadata sends null, as Attendee does"
+    );
     cases.push(case("before rotation", &r, &old, &[], Some(&[whsec(&old)])));
 
     // Rotate with an hour of overlap.

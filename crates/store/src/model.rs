@@ -29,7 +29,9 @@ pub struct Bot {
     pub project_id: String,
     pub meeting_url: String,
     pub bot_name: String,
-    pub metadata: Map<String, Value>,
+    /// `None` when the bot was created without metadata (shown and sent as `null`, as
+    /// Attendee does).
+    pub metadata: Option<Map<String, Value>>,
     pub deduplication_key: Option<String>,
     pub join_at: Option<Timestamp>,
     pub state: BotState,
@@ -48,7 +50,7 @@ pub struct Bot {
 pub struct NewBot {
     pub meeting_url: String,
     pub bot_name: String,
-    pub metadata: Map<String, Value>,
+    pub metadata: Option<Map<String, Value>>,
     pub deduplication_key: Option<String>,
     /// A future time makes the bot `scheduled`; otherwise it is asked to join at once.
     pub join_at: Option<Timestamp>,

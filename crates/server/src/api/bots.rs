@@ -103,7 +103,7 @@ pub async fn create(
     let new = NewBot {
         meeting_url: body.meeting_url,
         bot_name,
-        metadata: metadata(body.metadata)?.unwrap_or_default(),
+        metadata: metadata(body.metadata)?,
         deduplication_key: body.deduplication_key,
         join_at: join_at(body.join_at.as_deref(), &at)?,
         is_sandbox: sandbox.is_some(),

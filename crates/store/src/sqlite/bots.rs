@@ -5,6 +5,7 @@ use meetwire_core::ids::{new_id, IdKind};
 use meetwire_core::record::BotEventRequest;
 use meetwire_core::state::{BotState, RecordingState, TranscriptionState};
 use meetwire_core::time::{now, Timestamp};
+use serde_json::Value;
 use sqlx::{SqliteConnection, SqlitePool};
 
 use super::direct::with_direct;
@@ -44,7 +45,7 @@ pub(super) async fn create(
     .bind(project_id)
     .bind(&new.meeting_url)
     .bind(&new.bot_name)
-    .bind(serde_json::Value::Object(new.metadata).to_string())
+    .bind(new.metadata.map_or(Value::Null, Value::Object).to_string())
     .bind(&new.deduplication_key)
     .bind(new.join_at.map(|t| t.timestamp_micros()))
     .bind(state.code())

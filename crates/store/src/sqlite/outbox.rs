@@ -59,7 +59,7 @@ impl Recipients {
 pub(super) struct BotEvent<'a> {
     pub project_id: &'a str,
     pub bot_id: &'a str,
-    pub bot_metadata: &'a Map<String, Value>,
+    pub bot_metadata: Option<&'a Map<String, Value>>,
     pub record_seq: i64,
     pub trigger: Trigger,
     pub data: &'a Value,

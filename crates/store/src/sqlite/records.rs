@@ -27,7 +27,7 @@ use crate::page;
 struct BotHead {
     project_id: String,
     runner: Option<String>,
-    metadata: Map<String, Value>,
+    metadata: Option<Map<String, Value>>,
     machine: MachineState,
     recording: RecordingState,
     transcription: TranscriptionState,
@@ -52,7 +52,8 @@ fn load_head(db: &rusqlite::Connection, bot_id: &str) -> Result<BotHead> {
     let row = rows.next()?.ok_or(StoreError::NotFound)?;
     let metadata: String = row.get("metadata")?;
     let metadata = match serde_json::from_str(&metadata) {
-        Ok(Value::Object(map)) => map,
+        Ok(Value::Object(map)) => Some(map),
+        Ok(Value::Null) => None,
         _ => return Err(StoreError::Corrupt("bot metadata".into())),
     };
     let breakout: Option<String> = row.get("breakout_return")?;
@@ -156,7 +157,7 @@ pub(super) fn apply_inputs(
             let event = BotEvent {
                 project_id: &head.project_id,
                 bot_id,
-                bot_metadata: &head.metadata,
+                bot_metadata: head.metadata.as_ref(),
                 record_seq: seq,
                 trigger,
                 data: &record.payload,

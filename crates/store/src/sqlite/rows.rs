@@ -32,7 +32,8 @@ fn parse_json(text: Option<String>, column: &str) -> Result<Option<Value>> {
 
 pub(super) fn bot_from_row(row: &SqliteRow) -> Result<Bot> {
     let metadata = match parse_json(row.try_get("metadata")?, "metadata")? {
-        Some(Value::Object(map)) => map,
+        Some(Value::Object(map)) => Some(map),
+        Some(Value::Null) => None,
         other => return Err(corrupt("metadata", format!("{other:?}"))),
     };
     Ok(Bot {
