@@ -684,5 +684,21 @@ async fn rotation_signs_with_both_secrets_during_the_overlap_and_headers_can_be_
         "a refused rotation changed the secret"
     );
 
+    // Rotating again and again within the overlap keeps the four newest retired secrets.
+    for _ in 0..6 {
+        let (status, view) = api
+            .post(
+                "/api/v1/webhook_secret/rotate",
+                &json!({"overlap_seconds": 3600}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{view}");
+    }
+    let (_, view) = api.get("/api/v1/webhook_secret").await;
+    assert_eq!(view["retiring"].as_array().map(Vec::len), Some(4), "{view}");
+    let r = one_log(&api, &rx, "after many rotations").await;
+    let entries = r.header("webhook-signature").unwrap().split(' ').count();
+    assert_eq!(entries, 5, "the active secret and four retiring ones");
+
     verify_with_python(&cases);
 }

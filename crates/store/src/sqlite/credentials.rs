@@ -143,7 +143,13 @@ pub(super) async fn webhook_secrets(
         .collect()
 }
 
-/// Makes `sealed` the active secret; the previous active one keeps signing until `overlap_until`.
+/// Most retired secrets that still sign beside the active one: each adds a signature to every
+/// delivery's `webhook-signature` header, so rotating again and again within the overlap must
+/// not grow it without bound.
+const MAX_RETIRING: i64 = 4;
+
+/// Makes `sealed` the active secret; the previous active one keeps signing until `overlap_until`
+/// (older retired ones beyond the newest [`MAX_RETIRING`] stop at once).
 pub(super) async fn rotate_webhook_secret(
     pool: &SqlitePool,
     project_id: &str,
@@ -177,6 +183,19 @@ pub(super) async fn rotate_webhook_secret(
         .bind(at)
         .execute(&mut *tx)
         .await?;
+    sqlx::query(
+        "UPDATE webhook_secrets SET expires_at = ? WHERE project_id = ? AND expires_at > ? \
+         AND id NOT IN (SELECT id FROM webhook_secrets WHERE project_id = ? \
+                        AND expires_at > ? ORDER BY id DESC LIMIT ?)",
+    )
+    .bind(at)
+    .bind(project_id)
+    .bind(at)
+    .bind(project_id)
+    .bind(at)
+    .bind(MAX_RETIRING)
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await?;
     Ok(())
 }
