@@ -283,7 +283,7 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     let addr = listener.local_addr().map_err(DemoError::Server)?;
     let (reports_tx, reports_rx) = mpsc::channel(256);
     let receiver_config = ReceiverConfig {
-        key: project.secret.as_bytes().to_vec(),
+        keys: vec![project.secret.as_bytes().to_vec()],
         path: "/".into(),
         status: reqwest::StatusCode::OK,
     };

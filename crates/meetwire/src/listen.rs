@@ -32,9 +32,16 @@ pub struct ListenArgs {
     /// Port to listen on; 0 picks a free one (the line `listening on …` shows it).
     #[arg(long)]
     pub port: u16,
-    /// The project's webhook secret: base64 (as the API shows it) or `whsec_…`.
-    #[arg(long, env = "MEETWIRE_WEBHOOK_SECRET", hide_env_values = true)]
-    pub secret: String,
+    /// The project's webhook secret: base64 (as the API shows it) or `whsec_…`. Repeat it (or
+    /// separate with commas) while a secret rotates: a delivery signed by any of them is valid.
+    #[arg(
+        long = "secret",
+        env = "MEETWIRE_WEBHOOK_SECRET",
+        hide_env_values = true,
+        required = true,
+        value_delimiter = ','
+    )]
+    pub secrets: Vec<String>,
     /// Address or host name to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
@@ -77,7 +84,8 @@ const DETAIL_CHARS: usize = 72;
 /// What the receiver checks deliveries against and how it answers.
 #[derive(Clone)]
 pub struct ReceiverConfig {
-    pub key: Vec<u8>,
+    /// The secrets deliveries may be signed with (more than one while a secret rotates).
+    pub keys: Vec<Vec<u8>>,
     pub path: String,
     pub status: StatusCode,
 }
@@ -86,7 +94,11 @@ impl ReceiverConfig {
     /// The configuration `listen`'s flags describe.
     fn from_args(args: &ListenArgs) -> Result<Self, ListenError> {
         Ok(ReceiverConfig {
-            key: parse_secret(&args.secret)?,
+            keys: args
+                .secrets
+                .iter()
+                .map(|s| parse_secret(s))
+                .collect::<Result<_, _>>()?,
             path: checked_path(&args.path)?,
             status: StatusCode::from_u16(args.status)
                 .map_err(|_| ListenError::Status(args.status))?,
@@ -132,12 +144,25 @@ impl Report {
     }
 }
 
+/// The verdict of the first secret that verifies, else the first secret's.
+fn by_any_key(keys: &[Vec<u8>], check: impl Fn(&[u8]) -> Verdict) -> Verdict {
+    let mut first = None;
+    for key in keys {
+        let verdict = check(key);
+        if matches!(verdict, Verdict::Valid(_)) {
+            return verdict;
+        }
+        first.get_or_insert(verdict);
+    }
+    first.unwrap_or(Verdict::Absent)
+}
+
 /// Checks one request's signatures and reads its envelope.
 fn inspect(config: &ReceiverConfig, headers: &HeaderMap, body: &[u8]) -> Report {
     let received_at = now();
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let attendee = match header("x-webhook-signature") {
-        Some(signature) => check_attendee(&config.key, body, signature),
+        Some(signature) => by_any_key(&config.keys, |key| check_attendee(key, body, signature)),
         None => Verdict::Invalid("no X-Webhook-Signature header".into()),
     };
     let standard = StandardHeaders {
@@ -145,7 +170,11 @@ fn inspect(config: &ReceiverConfig, headers: &HeaderMap, body: &[u8]) -> Report 
         timestamp: header("webhook-timestamp").map(str::to_owned),
         signature: header("webhook-signature").map(str::to_owned),
     };
-    let standard_verdict = fresh(standard.check(&config.key, body), &standard, received_at);
+    let standard_verdict = fresh(
+        by_any_key(&config.keys, |key| standard.check(key, body)),
+        &standard,
+        received_at,
+    );
     let envelope: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
     let data = envelope.get("data").unwrap_or(&Value::Null);

@@ -198,13 +198,26 @@ async fn listen_verifies_good_deliveries_and_refuses_tampered_ones() {
     assert_eq!(next_report(&listen)["attendee_signature"], "invalid");
 
     // Another secret: both wrong.
-    let other = signed_headers(&WebhookSecret::generate(), "key-good", &body, &body);
+    let rotated = WebhookSecret::generate();
+    let other = signed_headers(&rotated, "key-good", &body, &body);
     assert_eq!(post(&url, &other, &body).await, StatusCode::BAD_REQUEST);
     let report = next_report(&listen);
     assert_eq!(
         (&report["attendee_signature"], &report["standard_signature"]),
         (&json!("invalid"), &json!("invalid"))
     );
+
+    // While a secret rotates, a listener given both accepts deliveries signed by either.
+    let both = format!("{},{}", secret.to_base64(), rotated.to_whsec());
+    let (listen, url) = start_listen(&both, &[]);
+    for headers in [&headers, &other] {
+        assert_eq!(post(&url, headers, &body).await, StatusCode::OK);
+        let report = next_report(&listen);
+        assert_eq!(
+            (&report["attendee_signature"], &report["standard_signature"]),
+            (&json!("valid"), &json!("valid"))
+        );
+    }
 }
 
 #[tokio::test]
