@@ -25,7 +25,9 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::serve::shutdown_signal;
-use crate::verify::{check_attendee, parse_secret, StandardHeaders, Verdict};
+use crate::verify::{
+    by_any_key, check_attendee, parse_secret, StandardHeaders, Verdict, TIMESTAMP_TOLERANCE_SECS,
+};
 
 #[derive(Args, Clone)]
 pub struct ListenArgs {
@@ -74,9 +76,6 @@ pub enum ListenError {
     #[error("listener error: {0}")]
     Serve(std::io::Error),
 }
-
-/// A Standard Webhooks timestamp further than this from now is refused, as their libraries do.
-const TIMESTAMP_TOLERANCE_SECS: i64 = 5 * 60;
 
 /// Longest text of a delivery's summary in a line of output.
 const DETAIL_CHARS: usize = 72;
@@ -142,19 +141,6 @@ impl Report {
     pub fn any_invalid(&self) -> bool {
         self.attendee.is_invalid() || self.standard.is_invalid()
     }
-}
-
-/// The verdict of the first secret that verifies, else the first secret's.
-fn by_any_key(keys: &[Vec<u8>], check: impl Fn(&[u8]) -> Verdict) -> Verdict {
-    let mut first = None;
-    for key in keys {
-        let verdict = check(key);
-        if matches!(verdict, Verdict::Valid(_)) {
-            return verdict;
-        }
-        first.get_or_insert(verdict);
-    }
-    first.unwrap_or(Verdict::Absent)
 }
 
 /// Checks one request's signatures and reads its envelope.

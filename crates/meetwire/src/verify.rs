@@ -17,12 +17,37 @@ use meetwire_core::signing::{
     decode_whsec, verify_attendee, verify_standard_webhooks, AttendeeCheck, SecretError,
     WebhookSecret,
 };
+use meetwire_core::time::now;
+
+/// A Standard Webhooks timestamp further than this from now is refused by receivers (their
+/// libraries' default), as `listen` does.
+pub const TIMESTAMP_TOLERANCE_SECS: i64 = 5 * 60;
+
+/// The verdict of the first secret that verifies, else the first secret's.
+pub fn by_any_key(keys: &[Vec<u8>], check: impl Fn(&[u8]) -> Verdict) -> Verdict {
+    let mut first = None;
+    for key in keys {
+        let verdict = check(key);
+        if matches!(verdict, Verdict::Valid(_)) {
+            return verdict;
+        }
+        first.get_or_insert(verdict);
+    }
+    first.unwrap_or(Verdict::Absent)
+}
 
 #[derive(Args, Clone)]
 pub struct VerifyArgs {
-    /// The project's webhook secret: base64 (as the API shows it) or `whsec_…`.
-    #[arg(long, env = "MEETWIRE_WEBHOOK_SECRET", hide_env_values = true)]
-    pub secret: String,
+    /// The project's webhook secret: base64 (as the API shows it) or `whsec_…`. Repeat it (or
+    /// separate with commas) to check against each: a signature by any of them is valid.
+    #[arg(
+        long = "secret",
+        env = "MEETWIRE_WEBHOOK_SECRET",
+        hide_env_values = true,
+        required = true,
+        value_delimiter = ','
+    )]
+    pub secrets: Vec<String>,
     /// File holding the request body exactly as received; `-` reads standard input.
     #[arg(long)]
     pub body: PathBuf,
@@ -278,11 +303,23 @@ fn signatures(args: &VerifyArgs) -> Result<DumpedHeaders, UsageError> {
 /// Every check made, as `(what was checked, verdict)`.
 type Checks = Vec<(String, Verdict)>;
 
-fn check_all(args: &VerifyArgs) -> Result<(String, Checks), UsageError> {
+/// What `verify` found: a line about the body, each signature's verdict, and a note on the
+/// Standard Webhooks timestamp when receivers would refuse it as stale.
+struct Findings {
+    header: String,
+    checks: Checks,
+    stale_note: Option<String>,
+}
+
+fn check_all(args: &VerifyArgs) -> Result<Findings, UsageError> {
     if args.headers.as_deref().is_some_and(is_stdin) && is_stdin(&args.body) {
         return Err(UsageError::BothStdin);
     }
-    let key = parse_secret(&args.secret)?;
+    let keys = args
+        .secrets
+        .iter()
+        .map(|s| parse_secret(s))
+        .collect::<Result<Vec<_>, _>>()?;
     let found = signatures(args)?;
     let body = read_input("body", &args.body)?;
     let source = if is_stdin(&args.body) {
@@ -294,7 +331,7 @@ fn check_all(args: &VerifyArgs) -> Result<(String, Checks), UsageError> {
     if let Some(header) = &found.attendee {
         checks.push((
             "X-Webhook-Signature".to_owned(),
-            check_attendee(&key, &body, header),
+            by_any_key(&keys, |key| check_attendee(key, &body, header)),
         ));
     }
     let standard = &found.standard;
@@ -304,15 +341,33 @@ fn check_all(args: &VerifyArgs) -> Result<(String, Checks), UsageError> {
             standard.id.as_deref().unwrap_or("-"),
             standard.timestamp.as_deref().unwrap_or("-")
         );
-        checks.push((what, standard.check(&key, &body)));
+        checks.push((what, by_any_key(&keys, |key| standard.check(key, &body))));
     }
-    Ok((format!("body: {source} ({} bytes)", body.len()), checks))
+    let stale_note = standard
+        .unix_timestamp()
+        .map(|t| now().timestamp().abs_diff(t))
+        .filter(|age| *age > TIMESTAMP_TOLERANCE_SECS.unsigned_abs())
+        .map(|age| {
+            format!(
+                "note: webhook-timestamp is {age} s from now; a receiver enforcing the usual \
+                 {TIMESTAMP_TOLERANCE_SECS} s tolerance (against replays) would refuse it"
+            )
+        });
+    Ok(Findings {
+        header: format!("body: {source} ({} bytes)", body.len()),
+        checks,
+        stale_note,
+    })
 }
 
 /// Runs the command and returns its exit status (printing errors itself, since usage errors
 /// have their own status).
 pub fn main(args: VerifyArgs) -> ExitCode {
-    let (header, checks) = match check_all(&args) {
+    let Findings {
+        header,
+        checks,
+        stale_note,
+    } = match check_all(&args) {
         Ok(done) => done,
         Err(e) => {
             eprintln!("meetwire verify: {e}");
@@ -322,6 +377,9 @@ pub fn main(args: VerifyArgs) -> ExitCode {
     println!("{header}");
     for (what, verdict) in &checks {
         println!("{what}: {}", verdict.describe());
+    }
+    if let Some(note) = stale_note {
+        println!("{note}");
     }
     if checks.iter().any(|(_, verdict)| verdict.is_invalid()) {
         ExitCode::FAILURE

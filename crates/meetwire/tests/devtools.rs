@@ -316,6 +316,27 @@ fn verify_exit_codes() {
     );
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("X-Webhook-Signature: valid"), "{out}");
+    // Several secrets (a rotation): valid if any of them signed it, in either order.
+    let other = WebhookSecret::generate().to_base64();
+    for secrets in [format!("{other},{b64}"), format!("{b64},{other}")] {
+        let (code, out) = verify(
+            &[
+                "--secret",
+                &secrets,
+                "--body",
+                &body_file,
+                "--signature",
+                sig,
+            ],
+            None,
+        );
+        assert_eq!(code, 0, "{secrets}: {out}");
+    }
+    let (code, _) = verify(
+        &["--secret", &other, "--body", &body_file, "--signature", sig],
+        None,
+    );
+    assert_eq!(code, 1, "another secret alone");
 
     let (code, out) = verify(
         &[
@@ -376,6 +397,19 @@ fn verify_exit_codes() {
     ];
     let (code, out) = verify(&standard, None);
     assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("note: webhook-timestamp is") && out.contains("would refuse it"),
+        "a 2021 timestamp is valid but stale: {out}"
+    );
+    assert!(
+        !verify(
+            &["--secret", &b64, "--body", "-", "--headers", &headers_file],
+            Some(&body)
+        )
+        .1
+        .contains("note:"),
+        "a fresh delivery gets no note"
+    );
     let mut wrong_time = standard;
     wrong_time[7] = "1614265331";
     assert_eq!(verify(&wrong_time, None).0, 1);
