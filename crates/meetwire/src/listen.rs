@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::serve::shutdown_signal;
 use crate::verify::{
-    by_any_key, check_attendee, parse_secret, StandardHeaders, Verdict, TIMESTAMP_TOLERANCE_SECS,
+    by_any_key, check_attendee, Secrets, StandardHeaders, Verdict, TIMESTAMP_TOLERANCE_SECS,
 };
 
 #[derive(Args, Clone)]
@@ -34,16 +34,8 @@ pub struct ListenArgs {
     /// Port to listen on; 0 picks a free one (the line `listening on …` shows it).
     #[arg(long)]
     pub port: u16,
-    /// The project's webhook secret: base64 (as the API shows it) or `whsec_…`. Repeat it (or
-    /// separate with commas) while a secret rotates: a delivery signed by any of them is valid.
-    #[arg(
-        long = "secret",
-        env = "MEETWIRE_WEBHOOK_SECRET",
-        hide_env_values = true,
-        required = true,
-        value_delimiter = ','
-    )]
-    pub secrets: Vec<String>,
+    #[command(flatten)]
+    pub secrets: Secrets,
     /// Address or host name to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
@@ -93,11 +85,7 @@ impl ReceiverConfig {
     /// The configuration `listen`'s flags describe.
     fn from_args(args: &ListenArgs) -> Result<Self, ListenError> {
         Ok(ReceiverConfig {
-            keys: args
-                .secrets
-                .iter()
-                .map(|s| parse_secret(s))
-                .collect::<Result<_, _>>()?,
+            keys: args.secrets.keys()?,
             path: checked_path(&args.path)?,
             status: StatusCode::from_u16(args.status)
                 .map_err(|_| ListenError::Status(args.status))?,

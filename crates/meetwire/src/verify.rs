@@ -36,10 +36,11 @@ pub fn by_any_key(keys: &[Vec<u8>], check: impl Fn(&[u8]) -> Verdict) -> Verdict
     first.unwrap_or(Verdict::Absent)
 }
 
+/// The `--secret` flag of `listen` and `verify`.
 #[derive(Args, Clone)]
-pub struct VerifyArgs {
+pub struct Secrets {
     /// The project's webhook secret: base64 (as the API shows it) or `whsec_…`. Repeat it (or
-    /// separate with commas) to check against each: a signature by any of them is valid.
+    /// separate with commas) while a secret rotates: a signature by any of them is valid.
     #[arg(
         long = "secret",
         env = "MEETWIRE_WEBHOOK_SECRET",
@@ -47,7 +48,20 @@ pub struct VerifyArgs {
         required = true,
         value_delimiter = ','
     )]
-    pub secrets: Vec<String>,
+    pub texts: Vec<String>,
+}
+
+impl Secrets {
+    /// Each secret's bytes.
+    pub fn keys(&self) -> Result<Vec<Vec<u8>>, SecretError> {
+        self.texts.iter().map(|text| parse_secret(text)).collect()
+    }
+}
+
+#[derive(Args, Clone)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub secrets: Secrets,
     /// File holding the request body exactly as received; `-` reads standard input.
     #[arg(long)]
     pub body: PathBuf,
@@ -315,11 +329,7 @@ fn check_all(args: &VerifyArgs) -> Result<Findings, UsageError> {
     if args.headers.as_deref().is_some_and(is_stdin) && is_stdin(&args.body) {
         return Err(UsageError::BothStdin);
     }
-    let keys = args
-        .secrets
-        .iter()
-        .map(|s| parse_secret(s))
-        .collect::<Result<Vec<_>, _>>()?;
+    let keys = args.secrets.keys()?;
     let found = signatures(args)?;
     let body = read_input("body", &args.body)?;
     let source = if is_stdin(&args.body) {

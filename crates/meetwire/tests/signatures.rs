@@ -544,6 +544,15 @@ async fn one_log(api: &Api, rx: &Receiver, message: &str) -> Received {
     got.into_iter().find(|r| r.bot_id() == bot_id).unwrap()
 }
 
+/// Rotates the project's webhook secret with `overlap_seconds` of overlap.
+async fn rotate(api: &Api, overlap_seconds: i64) -> (StatusCode, Value) {
+    api.post(
+        "/api/v1/webhook_secret/rotate",
+        &json!({"overlap_seconds": overlap_seconds}),
+    )
+    .await
+}
+
 fn secret_of(view: &Value) -> String {
     let secret = view["secret"].as_str().unwrap().to_owned();
     assert_eq!(secret.len(), 44, "{view}");
@@ -583,12 +592,7 @@ async fn rotation_signs_with_both_secrets_during_the_overlap_and_headers_can_be_
     cases.push(case("before rotation", &r, &old, &[], Some(&[whsec(&old)])));
 
     // Rotate with an hour of overlap.
-    let (status, view) = api
-        .post(
-            "/api/v1/webhook_secret/rotate",
-            &json!({"overlap_seconds": 3600}),
-        )
-        .await;
+    let (status, view) = rotate(&api, 3600).await;
     assert_eq!(status, StatusCode::OK, "{view}");
     let new = secret_of(&view);
     assert_ne!(new, old);
@@ -648,12 +652,7 @@ async fn rotation_signs_with_both_secrets_during_the_overlap_and_headers_can_be_
     ));
 
     // A rotation without overlap retires every earlier secret at once.
-    let (status, view) = api
-        .post(
-            "/api/v1/webhook_secret/rotate",
-            &json!({"overlap_seconds": 0}),
-        )
-        .await;
+    let (status, view) = rotate(&api, 0).await;
     assert_eq!(status, StatusCode::OK, "{view}");
     let newest = secret_of(&view);
     assert!(newest != new && newest != old);
@@ -670,12 +669,7 @@ async fn rotation_signs_with_both_secrets_during_the_overlap_and_headers_can_be_
         Some(&[whsec(&newest)]),
     ));
 
-    let (status, body) = api
-        .post(
-            "/api/v1/webhook_secret/rotate",
-            &json!({"overlap_seconds": 8 * 24 * 3600}),
-        )
-        .await;
+    let (status, body) = rotate(&api, 8 * 24 * 3600).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let (_, still) = api.get("/api/v1/webhook_secret").await;
     assert_eq!(
@@ -686,12 +680,7 @@ async fn rotation_signs_with_both_secrets_during_the_overlap_and_headers_can_be_
 
     // Rotating again and again within the overlap keeps the four newest retired secrets.
     for _ in 0..6 {
-        let (status, view) = api
-            .post(
-                "/api/v1/webhook_secret/rotate",
-                &json!({"overlap_seconds": 3600}),
-            )
-            .await;
+        let (status, view) = rotate(&api, 3600).await;
         assert_eq!(status, StatusCode::OK, "{view}");
     }
     let (_, view) = api.get("/api/v1/webhook_secret").await;
