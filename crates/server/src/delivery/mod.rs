@@ -274,7 +274,6 @@ impl Dispatcher {
                     handed.close();
                     let mut unsent = Vec::new();
                     while let Some(batch) = handed.recv().await {
-                        handoff.give_back(batch.len());
                         unsent.extend(batch.into_iter().map(|d| (d.seq, d.claim_token, now())));
                     }
                     self.hand_back(&unsent).await;
@@ -332,33 +331,7 @@ impl Dispatcher {
         tokio::spawn(async move {
             let mut next = Some((delivery, url));
             while let Some((delivery, url)) = next {
-                if !me.lease_covers_an_attempt(&delivery) {
-                    // Another worker may claim it any moment: sending now could put two
-                    // attempts (and, with ordering, two of one stream) in flight at once.
-                    me.leave_endpoint(&endpoint);
-                    me.hand_back(&[(delivery.seq, delivery.claim_token, now())])
-                        .await;
-                    next = me.next_queued(&endpoint).await;
-                    continue;
-                }
-                match me.keys.get(&delivery.project_id).await {
-                    Ok(keys) => {
-                        let attempt = me
-                            .sender
-                            .send(&url, &delivery.idempotency_key, &delivery.body, &keys)
-                            .await;
-                        me.finish(&delivery, Some(&endpoint), attempt).await;
-                    }
-                    Err(e) => {
-                        // Our failure, not the receiver's: no attempt is spent on it.
-                        tracing::error!(error = %e, project = %delivery.project_id,
-                            "signing keys unavailable; delivery handed back");
-                        me.leave_endpoint(&endpoint);
-                        let until = later(KEYS_RETRY);
-                        me.hand_back(&[(delivery.seq, delivery.claim_token, until)])
-                            .await;
-                    }
-                }
+                me.deliver_one(&endpoint, delivery, &url).await;
                 next = me.next_queued(&endpoint).await;
             }
             drop(slot);
@@ -455,6 +428,35 @@ impl Dispatcher {
         }
         state.in_flight += 1;
         Ok((delivery, url))
+    }
+
+    /// Sends one delivery in hand and records the attempt, or gives it back unattempted: when
+    /// its claim could expire during the attempt (another worker could then send it too, and
+    /// with ordering two of one stream would be in flight), or when its project's signing keys
+    /// cannot be read (our failure, not the receiver's: no attempt is spent on it).
+    async fn deliver_one(&self, endpoint: &str, delivery: ClaimedDelivery, url: &str) {
+        let due_again = if !self.lease_covers_an_attempt(&delivery) {
+            now()
+        } else {
+            match self.keys.get(&delivery.project_id).await {
+                Ok(keys) => {
+                    let attempt = self
+                        .sender
+                        .send(url, &delivery.idempotency_key, &delivery.body, &keys)
+                        .await;
+                    self.finish(&delivery, Some(endpoint), attempt).await;
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, project = %delivery.project_id,
+                        "signing keys unavailable; delivery handed back");
+                    later(KEYS_RETRY)
+                }
+            }
+        };
+        self.leave_endpoint(endpoint);
+        self.hand_back(&[(delivery.seq, delivery.claim_token, due_again)])
+            .await;
     }
 
     /// Whether the delivery's claim lasts through a whole attempt and the writing of its result.
