@@ -450,23 +450,48 @@ pub(super) async fn get(pool: &SqlitePool, project_id: &str, key: &str) -> Resul
     })
 }
 
-/// Puts finished deliveries back to pending with a fresh attempt budget and the same key; with
-/// ordering on (the third parameter), a row written while it was off joins its stream. Its
-/// parameters are anonymous, as are those of the conditions appended to it.
-const RESEND: &str = "UPDATE deliveries SET status = 'pending', attempts = 0, max_attempts = ?, \
-    next_attempt_at = ?, claim_token = NULL, \
-    stream = CASE WHEN ? AND stream IS NULL AND bot_id IS NOT NULL \
-                  THEN subscription_id || ':' || bot_id ELSE stream END";
+/// A bot delivery's stream as the outbox names it: its subscription and bot.
+macro_rules! stream_of_row {
+    () => {
+        "subscription_id || ':' || bot_id"
+    };
+}
 
-/// With ordering on, pending deliveries written while it was off join their streams (named as
-/// the outbox names them, subscription and bot), so that
+/// Puts finished deliveries back to pending with a fresh attempt budget and the same key. With
+/// ordering on, a bot delivery joins its stream (if written while ordering was off) and waits
+/// there (`make_streams_due` frees the first of each); otherwise it is due at once. Its
+/// parameters are anonymous, as are those of the conditions appended to it: `bind_resend`
+/// binds its own.
+const RESEND: &str = concat!(
+    "UPDATE deliveries SET status = 'pending', attempts = 0, max_attempts = ?, \
+     claim_token = NULL, next_attempt_at = CASE WHEN ? AND bot_id IS NOT NULL THEN NULL ELSE ? END, \
+     stream = CASE WHEN ? AND stream IS NULL AND bot_id IS NOT NULL THEN ",
+    stream_of_row!(),
+    " ELSE stream END"
+);
+
+/// `sql` (which starts with `RESEND`) with `RESEND`'s parameters bound.
+fn bind_resend<'q>(
+    sql: &'q str,
+    at: i64,
+    options: &StoreOptions,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>> {
+    sqlx::query(sql)
+        .bind(i64::from(options.max_attempts))
+        .bind(options.ordering)
+        .bind(at)
+        .bind(options.ordering)
+}
+
+/// With ordering on, pending deliveries written while it was off join their streams, so that
 /// events stored from now on wait behind them (they themselves keep going out as they are:
 /// they were owed no order).
 pub(super) async fn join_streams(pool: &SqlitePool) -> Result<()> {
-    sqlx::query(
-        "UPDATE deliveries SET stream = subscription_id || ':' || bot_id \
-         WHERE status = 'pending' AND stream IS NULL AND bot_id IS NOT NULL",
-    )
+    sqlx::query(concat!(
+        "UPDATE deliveries SET stream = ",
+        stream_of_row!(),
+        " WHERE status = 'pending' AND stream IS NULL AND bot_id IS NOT NULL"
+    ))
     .execute(pool)
     .await?;
     Ok(())
@@ -496,25 +521,20 @@ pub(super) async fn resend(
         Some(_) => {}
     }
     let at = now().timestamp_micros();
-    let resent = sqlx::query(&format!(
-        "{RESEND} WHERE idempotency_key = ? RETURNING seq, stream"
-    ))
-    .bind(i64::from(options.max_attempts))
-    .bind(at)
-    .bind(options.ordering)
-    .bind(key)
-    .fetch_all(&mut *tx)
-    .await?;
-    keep_streams_in_order(&mut tx, &resent, at, options).await?;
+    let sql = format!("{RESEND} WHERE idempotency_key = ? RETURNING stream");
+    let resent = bind_resend(&sql, at, options)
+        .bind(key)
+        .fetch_all(&mut *tx)
+        .await?;
+    make_streams_due(&mut tx, &resent, at, options).await?;
     tx.commit().await?;
     Ok(())
 }
 
-/// Resent deliveries of an ordered stream go out one at a time, oldest first, and only once
-/// nothing else of the stream is on its way: each is put to wait, and the stream's first
-/// pending delivery is made due if no head is active (the head's result frees the next, as
-/// for any stream).
-async fn keep_streams_in_order(
+/// After a resend with ordering on, the first waiting delivery of each stream it touched is
+/// made due unless something of the stream is on its way (whose result frees the next, as for
+/// any stream): resent deliveries go out one at a time, oldest first.
+async fn make_streams_due(
     tx: &mut sqlx::SqliteConnection,
     resent: &[SqliteRow],
     at: i64,
@@ -526,10 +546,6 @@ async fn keep_streams_in_order(
     let mut streams = std::collections::BTreeSet::new();
     for row in resent {
         if let Some(stream) = row.try_get::<Option<String>, _>("stream")? {
-            sqlx::query("UPDATE deliveries SET next_attempt_at = NULL WHERE seq = ?")
-                .bind(row.try_get::<i64, _>("seq")?)
-                .execute(&mut *tx)
-                .await?;
             streams.insert(stream);
         }
     }
@@ -556,12 +572,9 @@ pub(super) async fn resend_failed(
     let mut sql = format!("{RESEND} WHERE seq IN (SELECT d.seq FROM deliveries d WHERE d.project_id = ? AND d.status = 'failure' AND d.created_at >= ?");
     let binds = filter_sql(filter, &mut sql);
     sql.push(')');
-    sql.push_str(" RETURNING seq, stream");
+    sql.push_str(" RETURNING stream");
     let at = now().timestamp_micros();
-    let mut query = sqlx::query(&sql)
-        .bind(i64::from(options.max_attempts))
-        .bind(at)
-        .bind(options.ordering)
+    let mut query = bind_resend(&sql, at, options)
         .bind(project_id)
         .bind(since.timestamp_micros());
     for value in &binds {
@@ -569,7 +582,7 @@ pub(super) async fn resend_failed(
     }
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let resent = query.fetch_all(&mut *tx).await?;
-    keep_streams_in_order(&mut tx, &resent, at, options).await?;
+    make_streams_due(&mut tx, &resent, at, options).await?;
     tx.commit().await?;
     Ok(resent.len() as u64)
 }
