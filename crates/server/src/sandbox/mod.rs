@@ -126,11 +126,10 @@ async fn play_script(state: &AppState, bot: Bot) -> Result<(), StoreError> {
             }
         }
         let step = &script.steps[progress.step];
-        // A step's wait, held below a year (a script's long pause at a slow speed would
-        // otherwise overflow the timer).
+        // A step's wait, held below a year: a script's long pause (`after_ms` is any u64) at a
+        // slow speed would otherwise not fit a timer.
         let wait = Duration::try_from_secs_f64(step.after_ms as f64 / 1000.0 / meeting.speed)
-            .unwrap_or(MAX_STEP_WAIT)
-            .min(MAX_STEP_WAIT);
+            .map_or(MAX_STEP_WAIT, |wait| wait.min(MAX_STEP_WAIT));
         match wait_with_heartbeats(state, &bot.id, wait).await? {
             Next::Continue => {}
             Next::Leave => return leave(state, &bot.id).await,

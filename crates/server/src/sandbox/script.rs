@@ -19,8 +19,8 @@ use serde_json::{json, Map, Value};
 pub const MAX_STEPS: usize = 10_000;
 /// Fastest allowed time compression.
 pub const MAX_SPEED: f64 = 10_000.0;
-/// Slowest allowed: a thousandth of real time (slower ones stretched waits past what a timer
-/// can hold).
+/// Slowest allowed: a thousandth of real time (a meeting slower than that is a mistake in the
+/// URL, not a test of anything).
 pub const MIN_SPEED: f64 = 0.001;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
