@@ -29,6 +29,19 @@ fn error(message: &str) -> Value {
     json!({ "error": message })
 }
 
+/// Asserts that creating a project webhook with `url` and `triggers` is refused with 400 and
+/// exactly `message`.
+async fn assert_create_refused(api: &Api, url: &str, triggers: Value, message: &str) {
+    let (status, body) = api
+        .post(
+            "/api/v1/webhooks",
+            &json!({"url": url, "triggers": triggers}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{url} {triggers}: {body}");
+    assert_eq!(body, error(message), "{url} {triggers}");
+}
+
 async fn project_webhooks(api: &Api) -> Vec<Value> {
     let (status, body) = api.get("/api/v1/webhooks").await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -90,14 +103,7 @@ async fn project_webhooks_crud_with_the_contracts_messages() {
         ),
     ];
     for (triggers, message) in bad {
-        let (status, body) = api
-            .post(
-                "/api/v1/webhooks",
-                &json!({"url": "https://hooks.example.com/b", "triggers": triggers}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{triggers}: {body}");
-        assert_eq!(body, error(message), "{triggers}");
+        assert_create_refused(&api, "https://hooks.example.com/b", triggers, message).await;
     }
     for triggers in [json!([]), json!(["bot.state_change", "bot.state_change"])] {
         let (status, body) = api
@@ -112,22 +118,20 @@ async fn project_webhooks_crud_with_the_contracts_messages() {
             "{body}"
         );
     }
-    let (status, body) = api
-        .post(
-            "/api/v1/webhooks",
-            &json!({"url": "https://hooks.example.com/a", "triggers": ["chat_messages.update"]}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(body, error("URL already subscribed"));
-    let (status, body) = api
-        .post(
-            "/api/v1/webhooks",
-            &json!({"url": "http://hooks.example.com/b", "triggers": ["bot.state_change"]}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(body, error("webhook URL must start with https://"));
+    assert_create_refused(
+        &api,
+        "https://hooks.example.com/a",
+        json!(["chat_messages.update"]),
+        "URL already subscribed",
+    )
+    .await;
+    assert_create_refused(
+        &api,
+        "http://hooks.example.com/b",
+        json!(["bot.state_change"]),
+        "webhook URL must start with https://",
+    )
+    .await;
     // The scheme is checked on the text as written, as Attendee does, before anything else
     // about the URL; and triggers are checked before the URL.
     for (url, triggers, message) in [
@@ -152,14 +156,7 @@ async fn project_webhooks_crud_with_the_contracts_messages() {
             "Invalid webhook trigger type: bot.nope",
         ),
     ] {
-        let (status, body) = api
-            .post(
-                "/api/v1/webhooks",
-                &json!({"url": url, "triggers": triggers}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{url}: {body}");
-        assert_eq!(body, error(message), "{url} {triggers}");
+        assert_create_refused(&api, url, triggers, message).await;
     }
     assert_eq!(project_webhooks(&api).await.len(), 1);
 
@@ -174,26 +171,21 @@ async fn project_webhooks_crud_with_the_contracts_messages() {
     assert_eq!(status, StatusCode::CREATED, "{b}");
     assert_eq!(b["is_active"], false);
     let b_id = b["id"].as_str().unwrap().to_owned();
-    let (status, body) = api
-        .post(
-            "/api/v1/webhooks",
-            &json!({"url": "https://hooks.example.com/c", "triggers": ["bot.state_change"]}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(
-        body,
-        error("You have reached the maximum number of webhooks")
-    );
+    assert_create_refused(
+        &api,
+        "https://hooks.example.com/c",
+        json!(["bot.state_change"]),
+        "You have reached the maximum number of webhooks",
+    )
+    .await;
     // At the maximum, a URL already subscribed is still named as a duplicate.
-    let (status, body) = api
-        .post(
-            "/api/v1/webhooks",
-            &json!({"url": "https://hooks.example.com/a", "triggers": ["bot.state_change"]}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(body, error("URL already subscribed"));
+    assert_create_refused(
+        &api,
+        "https://hooks.example.com/a",
+        json!(["bot.state_change"]),
+        "URL already subscribed",
+    )
+    .await;
     // Bot-level subscriptions do not count against the project's maximum.
     let (status, bot) = api
         .post(
