@@ -35,13 +35,7 @@ fn flags(extra: &[&'static str]) -> Vec<&'static str> {
 
 /// Subscribes `url` at the project level to `chat_messages.update`.
 async fn subscribe_chat(api: &Api, url: &str) {
-    let (status, body) = api
-        .post(
-            "/api/v1/webhooks",
-            &json!({"url": url, "triggers": ["chat_messages.update"]}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    api.subscribe(url, &["chat_messages.update"]).await;
 }
 
 /// Creates `n` bots, has `runner` claim them all and report each one joined; returns their ids.

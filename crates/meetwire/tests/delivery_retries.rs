@@ -572,13 +572,7 @@ async fn internal_addresses_are_blocked_unless_allowed() {
         "http://10.1.2.3:9/hook".to_owned(),
     ];
     for url in &urls {
-        let (status, body) = api
-            .post(
-                "/api/v1/webhooks",
-                &json!({"url": url, "triggers": ["bot_logs.update"]}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{url}: {body}");
+        api.subscribe(url, &["bot_logs.update"]).await;
     }
     let bot = api
         .create_bot(json!({"meeting_url": "sandbox://custom",

@@ -83,13 +83,7 @@ async fn transcript_stream(
     api: &Api,
     url: &str,
 ) -> (String, String) {
-    let (status, body) = api
-        .post(
-            "/api/v1/webhooks",
-            &json!({"url": url, "triggers": ["transcript.update"]}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    api.subscribe(url, &["transcript.update"]).await;
     let bot = api
         .create_bot(json!({"meeting_url": "https://meet.example.com/stream"}))
         .await;
@@ -161,13 +155,8 @@ async fn scenario(ordering: bool, seed: u64) -> BTreeMap<String, Vec<Received>> 
     let rx = Receiver::start(flaky(seed)).await;
     let (dir, project, server) = setup(&flags(ordering));
     let api = server.api(&project.api_key);
-    let (status, body) = api
-        .post(
-            "/api/v1/webhooks",
-            &json!({"url": rx.url(), "triggers": ["bot.state_change", "transcript.update"]}),
-        )
+    api.subscribe(&rx.url(), &["bot.state_change", "transcript.update"])
         .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
     let bots = drive(dir.path(), &server, &api).await;
 
     let total = BOTS * PER_BOT;

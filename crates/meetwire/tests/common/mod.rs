@@ -302,6 +302,19 @@ pub fn rest_time_from_now(offset_ms: i64) -> String {
 }
 
 impl Api {
+    /// Subscribes `url` at the project level to `triggers`, asserting 201; returns the
+    /// subscription.
+    pub async fn subscribe(&self, url: &str, triggers: &[&str]) -> Value {
+        let (status, body) = self
+            .post(
+                "/api/v1/webhooks",
+                &serde_json::json!({"url": url, "triggers": triggers}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{url}: {body}");
+        body
+    }
+
     pub async fn patch(&self, path: &str, body: &Value) -> (StatusCode, Value) {
         self.call(Method::PATCH, path, Some(body)).await
     }
