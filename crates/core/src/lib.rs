@@ -4,6 +4,7 @@
 //! tested exhaustively and cheaply, and that storage and HTTP code never re-derive the rules.
 
 pub mod canonical;
+pub mod exact_integers;
 pub mod ids;
 pub mod payload;
 pub mod record;

@@ -1,15 +1,21 @@
-//! A JSON body extractor whose every rejection (malformed JSON, wrong types, unknown fields,
-//! wrong content type, oversize body) is answered in the API's error shape rather than axum's
-//! plain-text default.
+//! JSON body extractors whose every rejection (wrong content type, oversize body, malformed
+//! JSON, a body that is not an object, wrong types, unknown fields, integers we could not carry
+//! exactly) is answered in the API's error shape rather than axum's plain-text default.
 
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
+use meetwire_core::exact_integers::first_inexact_integer;
 use serde::de::DeserializeOwned;
+use serde_json::error::Category;
 
 use super::error::ApiError;
 
+/// A required JSON object body.
 pub struct ApiJson<T>(pub T);
+
+/// A JSON object body that may be left out: an empty body is `T::default()`.
+pub struct OptionalApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
 where
@@ -19,29 +25,84 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(reject(rejection)),
-        }
+        let (headers, bytes) = read(req, state).await?;
+        parse(&headers, &bytes).map(ApiJson)
     }
 }
 
-fn reject(rejection: JsonRejection) -> ApiError {
-    let status = rejection.status();
-    let message = match &rejection {
-        JsonRejection::MissingJsonContentType(_) => {
-            "Expected request with `Content-Type: application/json`".to_owned()
+impl<S, T> FromRequest<S> for OptionalApiJson<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let (headers, bytes) = read(req, state).await?;
+        if bytes.is_empty() {
+            return Ok(OptionalApiJson(T::default()));
         }
-        _ if status == StatusCode::PAYLOAD_TOO_LARGE => "Request body is too large".to_owned(),
-        JsonRejection::JsonDataError(e) => format!("Invalid request body: {}", e.body_text()),
-        JsonRejection::JsonSyntaxError(e) => format!("Malformed JSON: {}", e.body_text()),
-        other => other.body_text(),
+        parse(&headers, &bytes).map(OptionalApiJson)
+    }
+}
+
+async fn read<S: Send + Sync>(req: Request, state: &S) -> Result<(HeaderMap, Bytes), ApiError> {
+    let headers = req.headers().clone();
+    let bytes = Bytes::from_request(req, state)
+        .await
+        .map_err(|rejection| refused(rejection.status(), rejection.body_text()))?;
+    Ok((headers, bytes))
+}
+
+fn parse<T: DeserializeOwned>(headers: &HeaderMap, bytes: &[u8]) -> Result<T, ApiError> {
+    if !is_json(headers) {
+        let message = "Expected request with `Content-Type: application/json`";
+        return Err(invalid(message.to_owned()));
+    }
+    let value = serde_json::from_slice(bytes).map_err(|e| {
+        invalid(match e.classify() {
+            Category::Data => format!("Invalid request body: {e}"),
+            Category::Syntax | Category::Eof | Category::Io => format!("Malformed JSON: {e}"),
+        })
+    })?;
+    // Serde fills a struct from an array too, field by field; the contract takes objects only.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(invalid(
+            "Invalid request body: expected a JSON object".to_owned(),
+        ));
+    }
+    if let Some(integer) = first_inexact_integer(bytes) {
+        return Err(invalid(format!(
+            "Invalid request body: the integer {integer} is outside the 64-bit range and would \
+             not be kept exactly"
+        )));
+    }
+    Ok(value)
+}
+
+/// `application/json` or any `application/…+json`, parameters ignored (as axum's `Json`).
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(Ok(value)) = headers.get(header::CONTENT_TYPE).map(|v| v.to_str()) else {
+        return false;
     };
-    // Oversize bodies keep their 413; everything else about the body is the client's 400.
-    let status = if status == StatusCode::PAYLOAD_TOO_LARGE {
-        status
-    } else {
-        StatusCode::BAD_REQUEST
-    };
-    ApiError::Rejected { status, message }
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    let essence = essence.to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+fn invalid(message: String) -> ApiError {
+    refused(StatusCode::BAD_REQUEST, message)
+}
+
+/// Oversize bodies keep their 413; everything else about the body is the client's 400.
+fn refused(status: StatusCode, message: String) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        let message = "Request body is too large".to_owned();
+        return ApiError::Rejected { status, message };
+    }
+    ApiError::Rejected {
+        status: StatusCode::BAD_REQUEST,
+        message,
+    }
 }

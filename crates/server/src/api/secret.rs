@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::auth::Project;
 use super::error::{ApiError, ApiResult};
-use super::json::ApiJson;
+use super::json::{ApiJson, OptionalApiJson};
 use crate::app::AppState;
 
 /// Default and longest overlap of a rotation.
@@ -62,15 +62,9 @@ pub struct RotateBody {
 pub async fn rotate(
     State(state): State<AppState>,
     Project(project): Project,
-    body: axum::body::Bytes,
-) -> ApiResult<Json<Value>> {
     // The body is optional: an empty one rotates with the default overlap.
-    let body: RotateBody = if body.is_empty() {
-        RotateBody::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("Invalid request body: {e}")))?
-    };
+    OptionalApiJson(body): OptionalApiJson<RotateBody>,
+) -> ApiResult<Json<Value>> {
     let overlap = body.overlap_seconds.unwrap_or(DEFAULT_OVERLAP_SECONDS);
     if overlap > MAX_OVERLAP_SECONDS {
         return Err(ApiError::BadRequest(format!(
