@@ -2,7 +2,7 @@
 //! reports what happens, and heartbeats. Authenticated with runner tokens, which the user API
 //! does not accept (and the other way round).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use crate::api::auth::Runner;
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::json::ApiJson;
+use crate::api::path::ApiPath;
 use crate::app::AppState;
 use crate::runner::{leave_requested, report, runner_view};
 
@@ -37,7 +38,7 @@ pub struct RecordsBody {
 pub async fn records(
     State(state): State<AppState>,
     Runner(runner): Runner,
-    Path(bot_id): Path<String>,
+    ApiPath(bot_id): ApiPath<String>,
     ApiJson(body): ApiJson<RecordsBody>,
 ) -> ApiResult<Json<Value>> {
     if body.records.len() > MAX_BATCH {
@@ -57,7 +58,7 @@ pub async fn records(
 pub async fn heartbeat(
     State(state): State<AppState>,
     Runner(runner): Runner,
-    Path(bot_id): Path<String>,
+    ApiPath(bot_id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let bot = state.store.heartbeat(&runner, &bot_id).await?;
     Ok(Json(runner_view(&bot)))

@@ -1,6 +1,6 @@
 //! `/api/v1/bots…`: create, list, read, edit, delete, leave, and the bot's records.
 
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::Json;
@@ -18,6 +18,7 @@ use super::auth::Project;
 use super::error::{ApiError, ApiResult};
 use super::json::ApiJson;
 use super::pagination::{page_body, query_params, PageBody, QueryParams};
+use super::path::ApiPath;
 use super::views;
 use super::webhooks::{bot_webhooks, BotWebhookBody};
 use crate::app::AppState;
@@ -173,7 +174,7 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(bot_id): Path<String>,
+    ApiPath(bot_id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let bot = state.store.get_bot(&project, &bot_id).await?;
     Ok(Json(render(state.store.as_ref(), &bot).await?))
@@ -182,7 +183,7 @@ pub async fn get(
 pub async fn patch(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(bot_id): Path<String>,
+    ApiPath(bot_id): ApiPath<String>,
     ApiJson(body): ApiJson<PatchBotBody>,
 ) -> ApiResult<Json<Value>> {
     let patch = BotPatch {
@@ -196,7 +197,7 @@ pub async fn patch(
 pub async fn delete(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(bot_id): Path<String>,
+    ApiPath(bot_id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     state.store.delete_bot(&project, &bot_id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -208,7 +209,7 @@ pub async fn delete(
 pub async fn leave(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(bot_id): Path<String>,
+    ApiPath(bot_id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     state
         .store
@@ -249,7 +250,7 @@ async fn all_records(
 pub async fn transcript(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(bot_id): Path<String>,
+    ApiPath(bot_id): ApiPath<String>,
 ) -> ApiResult<Json<Vec<Value>>> {
     let all = all_records(
         state.store.as_ref(),
@@ -280,7 +281,7 @@ async fn paginated(
 pub async fn chat_messages(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(bot_id): Path<String>,
+    ApiPath(bot_id): ApiPath<String>,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> ApiResult<Json<PageBody<Value>>> {
@@ -298,7 +299,7 @@ pub async fn chat_messages(
 pub async fn participant_events(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(bot_id): Path<String>,
+    ApiPath(bot_id): ApiPath<String>,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> ApiResult<Json<PageBody<Value>>> {
@@ -316,7 +317,7 @@ pub async fn participant_events(
 pub async fn logs(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(bot_id): Path<String>,
+    ApiPath(bot_id): ApiPath<String>,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> ApiResult<Json<PageBody<Value>>> {

@@ -1,7 +1,7 @@
 //! `/api/v1/webhook_deliveries…` (beyond Attendee, which shows its log in the UI only): the
 //! delivery log with every attempt, and resend — one delivery, or every failed one since a time.
 
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{OriginalUri, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use chrono::{DateTime, Utc};
@@ -15,6 +15,7 @@ use super::auth::Project;
 use super::error::{ApiError, ApiResult};
 use super::json::ApiJson;
 use super::pagination::{page_body, query_params, PageBody, QueryParams};
+use super::path::ApiPath;
 use crate::app::AppState;
 
 pub fn summary(d: &DeliverySummary) -> Value {
@@ -96,7 +97,7 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(key): Path<String>,
+    ApiPath(key): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     Ok(Json(detail(
         state.store.get_delivery(&project, &key).await?,
@@ -106,7 +107,7 @@ pub async fn get(
 pub async fn resend(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(key): Path<String>,
+    ApiPath(key): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     state.store.resend_delivery(&project, &key).await?;
     Ok(Json(detail(

@@ -7,6 +7,7 @@ pub mod deliveries;
 pub mod error;
 pub mod json;
 pub mod pagination;
+pub mod path;
 pub mod secret;
 pub mod views;
 pub mod webhooks;

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
@@ -18,6 +18,7 @@ use super::auth::Project;
 use super::error::{ApiError, ApiResult};
 use super::json::ApiJson;
 use super::pagination::{page_body, query_params, PageBody};
+use super::path::ApiPath;
 use crate::app::AppState;
 use crate::delivery::guard::AddressPolicy;
 
@@ -144,7 +145,7 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
     let sub = state.store.get_subscription(&project, &id).await?;
     Ok(Json(view(&sub)))
@@ -153,7 +154,7 @@ pub async fn get(
 pub async fn patch(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<PatchBody>,
 ) -> ApiResult<Json<Value>> {
     let policy = &state.config.delivery.policy;
@@ -173,7 +174,7 @@ pub async fn patch(
 pub async fn delete(
     State(state): State<AppState>,
     Project(project): Project,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     state.store.delete_subscription(&project, &id).await?;
     Ok(StatusCode::NO_CONTENT)
