@@ -34,8 +34,11 @@ impl AddressPolicy {
         if !allowed_prefix {
             return Err("webhook URL must start with https://".into());
         }
+        // The parser would quietly drop these, so a URL stored with them would dodge the
+        // duplicate check while reaching the same endpoint.
+        let stray = url.chars().any(|c| c.is_whitespace() || c.is_control());
         let parsed = url::Url::parse(url).map_err(|_| format!("Invalid webhook URL: {url}"))?;
-        if parsed.host_str().is_none_or(str::is_empty) {
+        if stray || parsed.host_str().is_none_or(str::is_empty) {
             return Err(format!("Invalid webhook URL: {url}"));
         }
         if !parsed.username().is_empty() || parsed.password().is_some() {
@@ -239,6 +242,19 @@ mod tests {
             strict.check_url("https://").unwrap_err(),
             "Invalid webhook URL: https://"
         );
+        for stray in [
+            "https://example.com/dup\n",
+            "https://example.com/3 ",
+            "https://exa\tmple.com/",
+            "https://example.com/\u{7f}",
+            "https://example.com/a\u{a0}b",
+        ] {
+            assert_eq!(
+                strict.check_url(stray).unwrap_err(),
+                format!("Invalid webhook URL: {stray}"),
+                "{stray:?}"
+            );
+        }
         let lax = AddressPolicy {
             allow_http: true,
             ..AddressPolicy::default()

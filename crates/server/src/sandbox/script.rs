@@ -80,12 +80,20 @@ pub struct SandboxMeeting {
     pub script: Script,
 }
 
+/// Longest meeting URL accepted (real meeting links are far shorter).
+pub const MAX_MEETING_URL_LEN: usize = 2048;
+
 /// The names of the built-in scenarios.
 pub const SCENARIOS: &[&str] = &["standup", "denied", "crash", "long"];
 
 impl SandboxMeeting {
     /// `Some` for a `sandbox://` URL, `None` for a real meeting link, or why the URL is refused.
     pub fn from_meeting_url(url: &str, custom: Option<&Value>) -> Result<Option<Self>, String> {
+        if url.chars().count() > MAX_MEETING_URL_LEN {
+            return Err(format!(
+                "meeting_url must be at most {MAX_MEETING_URL_LEN} characters"
+            ));
+        }
         let parsed = url::Url::parse(url).map_err(|_| format!("Invalid meeting_url: {url}"))?;
         match parsed.scheme() {
             "sandbox" => {}
@@ -377,6 +385,12 @@ mod tests {
                 "{bad}"
             );
         }
+        let longest = format!("https://zoom.us/j/{}", "9".repeat(MAX_MEETING_URL_LEN - 18));
+        assert_eq!(SandboxMeeting::from_meeting_url(&longest, None), Ok(None));
+        assert_eq!(
+            SandboxMeeting::from_meeting_url(&format!("{longest}9"), None).unwrap_err(),
+            "meeting_url must be at most 2048 characters"
+        );
     }
 
     #[test]
