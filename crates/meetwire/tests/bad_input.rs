@@ -477,6 +477,13 @@ async fn every_class_of_bad_input_is_refused_and_changes_nothing() {
         ),
         // PATCH.
         case(
+            "patch as an array",
+            M::PATCH,
+            &one,
+            j(json!([{"k": "v"}])),
+            S::BAD_REQUEST,
+        ),
+        case(
             "patch malformed",
             M::PATCH,
             &one,
@@ -601,6 +608,13 @@ async fn every_class_of_bad_input_is_refused_and_changes_nothing() {
             "bot id with odd characters",
             M::GET,
             "/api/v1/bots/%27%20OR%201%3D1%20--",
+            None,
+            S::NOT_FOUND,
+        ),
+        case(
+            "bot id not UTF-8",
+            M::GET,
+            "/api/v1/bots/%FF/transcript",
             None,
             S::NOT_FOUND,
         ),
@@ -780,6 +794,24 @@ async fn every_class_of_bad_input_is_refused_and_changes_nothing() {
                 json!({"records": [{"kind": "bot_event", "id": "x1", "event_type": "recording_permission_granted", "event_sub_type": "user_requested"}]}),
             ),
             S::BAD_REQUEST,
+        ),
+        case(
+            "record integer beyond 64 bits",
+            M::POST,
+            &records,
+            t(concat!(
+                r#"{"records": [{"kind": "chat_message", "id": "x1", "to": "everyone", "#,
+                r#""text": "t", "timestamp_ms": 1, "sender_name": "A", "sender_uuid": "1", "#,
+                r#""additional_data": {"n": 123456789012345678901234567890}}]}"#
+            )),
+            S::BAD_REQUEST,
+        ),
+        case(
+            "records for a bot id not UTF-8",
+            M::POST,
+            "/runner/v1/bots/%FF/records",
+            j(json!({"records": []})),
+            S::NOT_FOUND,
         ),
         case(
             "record unknown field",

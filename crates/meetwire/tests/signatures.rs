@@ -671,6 +671,10 @@ async fn rotation_signs_with_both_secrets_during_the_overlap_and_headers_can_be_
 
     let (status, body) = rotate(&api, 8 * 24 * 3600).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body) = api
+        .post("/api/v1/webhook_secret/rotate", &json!([60]))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "an array body: {body}");
     let (_, still) = api.get("/api/v1/webhook_secret").await;
     assert_eq!(
         still["secret"],

@@ -158,6 +158,25 @@ async fn project_webhooks_crud_with_the_contracts_messages() {
     ] {
         assert_create_refused(&api, url, triggers, message).await;
     }
+    // Whitespace or control characters, which a URL parser drops quietly: stored as sent they
+    // would dodge the duplicate check and reach the same endpoint twice.
+    for url in [
+        "https://hooks.example.com/a\n",
+        "https://hooks.example.com/a ",
+        "https://hooks.exa\tmple.com/a",
+    ] {
+        let message = format!("Invalid webhook URL: {url}");
+        assert_create_refused(&api, url, json!(["bot.state_change"]), &message).await;
+    }
+    // A body must be an object: serde would fill the struct from an array, field by field.
+    let (status, body) = api
+        .post(
+            "/api/v1/webhooks",
+            &json!(["https://hooks.example.com/b", ["bot.state_change"]]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body, error("Invalid request body: expected a JSON object"));
     assert_eq!(project_webhooks(&api).await.len(), 1);
 
     // The per-project maximum (2 here).
