@@ -538,10 +538,31 @@ fn delivered_by(receipts: &Receipts, until: Duration) -> usize {
         .count()
 }
 
+/// The retry schedule of runs with failing attempts: short, so a run ends in seconds.
+const FAILURES_RETRY_SCHEDULE: &str = "0.5,1,2,4,8";
+const FAILURES_FIRST_RETRY_S: f64 = 0.5;
+
+/// With ordering on, a failed attempt holds its stream until its retry, so each stream moves
+/// at most 1 / (failing × first retry) events/s: the bound a failures run is read against.
+fn ordering_bound(args: &BenchArgs, failing: f64) -> String {
+    if failing <= 0.0 || !args.ordering {
+        return String::new();
+    }
+    let per_stream = 1.0 / (failing * FAILURES_FIRST_RETRY_S);
+    format!(
+        "ordering bound: a failed attempt holds its (bot, subscription) stream until its retry, \
+         so in steady state {bots} streams move at most {bots} × 1 / ({pct:.0} % × {FAILURES_FIRST_RETRY_S} s) \
+         = {bound:.0} deliveries/s (`--bots` or `--ordering false` lift it)\n",
+        bots = args.bots,
+        pct = failing * 100.0,
+        bound = args.bots as f64 * per_stream,
+    )
+}
+
 async fn throughput(args: &BenchArgs, batch: usize, failing: f64) -> Result<String> {
     let mut extra = vec![];
     if failing > 0.0 {
-        extra.extend(["--retry-schedule", "0.5,1,2,4,8"]);
+        extra.extend(["--retry-schedule", FAILURES_RETRY_SCHEDULE]);
     }
     let server = ServerProcess::start(args, &extra).await?;
     let start = Instant::now();
@@ -594,6 +615,7 @@ async fn throughput(args: &BenchArgs, batch: usize, failing: f64) -> Result<Stri
          ingest: {ingest_rate:.0} events/s acknowledged ({ingest:.2} s)\n\
          end to end: {e2e_rate:.0} deliveries/s ({delivered}/{events} delivered{incomplete}, last at {e2e:.2} s)\n\
          {while_loaded}\
+         {bound}\
          attempts: {attempts}\n\
          event→receipt latency: p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms\n\
          server CPU: {server_cpu}\n\
@@ -619,6 +641,7 @@ async fn throughput(args: &BenchArgs, batch: usize, failing: f64) -> Result<Stri
         } else {
             String::new()
         },
+        bound = ordering_bound(args, failing),
         incomplete = if complete { "" } else { ", INCOMPLETE" },
         e2e = end_to_end.as_secs_f64(),
         attempts = receipts.attempts.load(Ordering::Relaxed),
