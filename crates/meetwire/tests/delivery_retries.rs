@@ -1,7 +1,8 @@
 //! Retries and failures of webhook delivery, with the real binary and real loopback receivers:
 //! the retry schedule and its jitter band, giving up after the budget, resend (one and bulk)
 //! with the same idempotency key, and each kind of failed attempt — timeout, redirect,
-//! connection refused, 429/503 with `Retry-After`, 410 Gone — plus the SSRF guard.
+//! connection refused, 429/503 with `Retry-After`, 410 Gone — plus the SSRF guard and the
+//! per-endpoint rate limit.
 
 mod common;
 
@@ -315,6 +316,37 @@ async fn bulk_resend_resends_the_failed_deliveries_since_a_time() {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+/// The per-endpoint rate limit paces attempts (a burst of one second's worth, then one per
+/// 1/rate s), and a delivery it holds back goes out when its turn comes, not at the
+/// dispatcher's next poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_endpoint_rate_limit_paces_attempts_without_waiting_for_the_next_poll() {
+    let rx = Receiver::ok().await;
+    let (_dir, project, server) = setup(&flags(&[
+        "--endpoint-rate-limit",
+        "4",
+        "--webhook-ordering",
+        "false",
+        "--poll-interval",
+        "20",
+    ]));
+    let api = server.api(&project.api_key);
+    let logs = 8;
+    log_bot(&api, &rx.url(), logs, 0).await;
+    let got = rx.wait_for(logs, Duration::from_secs(40)).await;
+    assert_eq!(got.len(), logs);
+    // A burst of one second's worth (4), then one per 0.25 s.
+    for (k, r) in got.iter().enumerate().skip(4) {
+        let least = (k - 3) as f64 * 0.25 - 0.05;
+        assert_gap("attempts at 4/s", &got[0], r, least, 6.0);
+    }
+    let span = got[logs - 1].at.duration_since(got[0].at).as_secs_f64();
+    assert!(
+        span < 6.0,
+        "{logs} attempts at 4/s took {span:.1} s: held-back deliveries waited for the 20 s poll"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,9 +30,16 @@ impl Server {
 
     /// Like [`Server::start`], with extra environment variables.
     pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        // A short poll by default, so tests do not wait on timers; a test may set its own.
+        let poll = if extra.contains(&"--poll-interval") {
+            &[][..]
+        } else {
+            &["--poll-interval", "0.1"][..]
+        };
         let mut child = Command::new(BIN)
             .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--poll-interval", "0.1"])
+            .args(["--listen", "127.0.0.1:0"])
+            .args(poll)
             .arg("--data-dir")
             .arg(data_dir)
             .args(extra)

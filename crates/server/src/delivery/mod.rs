@@ -346,7 +346,11 @@ impl Dispatcher {
         self.metrics.handed_back.inc_by(handed_back.len() as u64);
         if let Err(e) = self.store.release_deliveries(handed_back).await {
             tracing::warn!(error = %e, "could not hand back deliveries; their leases will expire");
+            return;
         }
+        // They are due again within moments, maybe before the claim loop's next look at the
+        // outbox: wake it to read the new earliest due time instead of sleeping past it.
+        self.store.deliveries_owed().notify_one();
     }
 
     /// Takes the endpoint's next queued delivery if it has a place for it now. Deliveries that
