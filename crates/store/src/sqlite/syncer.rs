@@ -128,6 +128,10 @@ impl Syncer {
 
 /// Log syncs allowed in flight at once: commits made while one fsync runs start their own
 /// instead of waiting for it to end first (they would otherwise wait up to two fsyncs).
+///
+/// Each runs on its own open file of the log. Linux reports a write-back error once per open
+/// file: two fsyncs on one file could both cover the failed page while only one of them gets
+/// the error, and the other's batch would be answered as durable.
 const SYNCS_IN_FLIGHT: usize = 2;
 
 /// What one fsync covers and who waits for it.
@@ -139,7 +143,10 @@ struct Batch {
 }
 
 async fn run(wal: PathBuf, mut rx: mpsc::UnboundedReceiver<AfterSync>, progress: Arc<Progress>) {
-    let mut file: Option<Arc<File>> = None;
+    // Opened now if the log is there, so that write-back errors from here on reach these files
+    // (one that happened before they were open would not); else at the first sync.
+    let mut files: Vec<Arc<File>> = open_log(&wal).unwrap_or_default();
+    let mut free_slots: Vec<usize> = (0..SYNCS_IN_FLIGHT).collect();
     let mut in_flight = tokio::task::JoinSet::new();
     let mut batches = std::collections::HashMap::new();
     let mut waiting = Vec::new();
@@ -159,13 +166,16 @@ async fn run(wal: PathBuf, mut rx: mpsc::UnboundedReceiver<AfterSync>, progress:
                     waiting: std::mem::take(&mut waiting),
                     started: std::time::Instant::now(),
                 };
-                let handle = match &file {
-                    Some(handle) => Ok(handle.clone()),
-                    None => open_log(&wal).map(Arc::new),
+                let Some(slot) = free_slots.pop() else {
+                    continue;
                 };
-                if let Ok(handle) = &handle {
-                    file = Some(handle.clone());
-                }
+                let handle = match files.get(slot) {
+                    Some(file) => Ok(file.clone()),
+                    None => open_log(&wal).map(|opened| {
+                        files = opened;
+                        files[slot].clone()
+                    }),
+                };
                 let wal = wal.clone();
                 let task = in_flight.spawn_blocking(move || {
                     handle.and_then(|file| {
@@ -173,14 +183,15 @@ async fn run(wal: PathBuf, mut rx: mpsc::UnboundedReceiver<AfterSync>, progress:
                             .map_err(|e| format!("fsync of {} failed: {e}", wal.display()))
                     })
                 });
-                batches.insert(task.id(), batch);
+                batches.insert(task.id(), (batch, slot));
             }
             Some(done) = in_flight.join_next_with_id() => {
                 let (id, result) = match done {
                     Ok((id, result)) => (id, result),
                     Err(e) => (e.id(), Err(format!("the log sync task failed: {e}"))),
                 };
-                if let Some(batch) = batches.remove(&id) {
+                if let Some((batch, slot)) = batches.remove(&id) {
+                    free_slots.push(slot);
                     finish(batch, result, &progress);
                 }
             }
@@ -224,14 +235,20 @@ fn finish(batch: Batch, result: Result<(), String>, progress: &Progress) {
     }
 }
 
-/// Opens the log for syncing, once per process. Its directory is synced first: a log created
-/// by this start (or the database file beside it) is only found after a power loss if its
-/// directory entry reached the disk, which fsyncing the file itself does not promise.
-fn open_log(wal: &PathBuf) -> Result<File, String> {
-    let log = File::options()
-        .read(true)
-        .write(true)
-        .open(wal)
+/// Opens the log for syncing, once per process, one open file per sync slot. Its directory is
+/// synced first: a log created by this start (or the database file beside it) is only found
+/// after a power loss if its directory entry reached the disk, which fsyncing the file itself
+/// does not promise.
+fn open_log(wal: &PathBuf) -> Result<Vec<Arc<File>>, String> {
+    let logs = (0..SYNCS_IN_FLIGHT)
+        .map(|_| {
+            File::options()
+                .read(true)
+                .write(true)
+                .open(wal)
+                .map(Arc::new)
+        })
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("cannot open {}: {e}", wal.display()))?;
     let dir = wal
         .parent()
@@ -240,7 +257,7 @@ fn open_log(wal: &PathBuf) -> Result<File, String> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| format!("fsync of {} failed: {e}", dir.display()))?;
-    Ok(log)
+    Ok(logs)
 }
 
 #[cfg(test)]
