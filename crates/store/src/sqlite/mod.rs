@@ -19,6 +19,7 @@ mod rows;
 mod subscriptions;
 mod syncer;
 
+use std::future::Future;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::atomic::AtomicBool;
@@ -36,7 +37,7 @@ use committer::{Committer, Wake};
 use direct::HotWriter;
 use syncer::Syncer;
 
-use crate::error::Result;
+use crate::error::{Result, StoreError};
 use crate::handoff::HandOff;
 use crate::model::*;
 use crate::Store;
@@ -123,12 +124,52 @@ impl SqliteStore {
             wake,
         })
     }
+
+    /// Runs a write of the second writer (`synchronous = FULL`: fsynced at COMMIT). It counts
+    /// only while the log is intact: after a failed fsync, the syncer's or this writer's own, a
+    /// later fsync can succeed without the pages the failure lost, and recovery after a power
+    /// loss would drop this commit with them. So this writer's failed writes are latched like
+    /// the syncer's, and after one no write is answered as done.
+    async fn full_write<T>(&self, write: impl Future<Output = Result<T>>) -> Result<T> {
+        let result = write.await;
+        if let Err(e) = &result {
+            if lost_write(e) {
+                self.wake.syncer.fail(&e.to_string());
+            }
+        }
+        match self.wake.syncer.failure() {
+            Some(failure) => Err(StoreError::CommitFailed(failure)),
+            None => result,
+        }
+    }
+}
+
+/// SQLite's extended result codes for a write or fsync the disk refused.
+const SQLITE_IOERR_WRITE: i32 = 10 | (3 << 8);
+const SQLITE_IOERR_FSYNC: i32 = 10 | (4 << 8);
+const SQLITE_IOERR_DIR_FSYNC: i32 = 10 | (5 << 8);
+
+/// Whether a write failed because the disk did not take it (the log may now miss pages).
+fn lost_write(e: &StoreError) -> bool {
+    let StoreError::Database(sqlx::Error::Database(db)) = e else {
+        return false;
+    };
+    let code = db.code().and_then(|code| code.parse::<i32>().ok());
+    matches!(
+        code,
+        Some(SQLITE_IOERR_WRITE | SQLITE_IOERR_FSYNC | SQLITE_IOERR_DIR_FSYNC)
+    )
 }
 
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_project(&self, name: &str, sealed_secret: Vec<u8>) -> Result<CreatedProject> {
-        credentials::create_project(&self.writer, name, sealed_secret).await
+        self.full_write(credentials::create_project(
+            &self.writer,
+            name,
+            sealed_secret,
+        ))
+        .await
     }
 
     async fn project_count(&self) -> Result<i64> {
@@ -144,7 +185,8 @@ impl Store for SqliteStore {
     }
 
     async fn create_api_key(&self, project_id: &str) -> Result<String> {
-        credentials::create_api_key(&self.writer, project_id).await
+        self.full_write(credentials::create_api_key(&self.writer, project_id))
+            .await
     }
 
     async fn authenticate_api_key(&self, key: &str) -> Result<Option<String>> {
@@ -152,7 +194,8 @@ impl Store for SqliteStore {
     }
 
     async fn create_runner_token(&self, name: &str) -> Result<String> {
-        credentials::create_runner_token(&self.writer, name).await
+        self.full_write(credentials::create_runner_token(&self.writer, name))
+            .await
     }
 
     async fn authenticate_runner(&self, token: &str) -> Result<Option<String>> {
@@ -160,7 +203,9 @@ impl Store for SqliteStore {
     }
 
     async fn create_bot(&self, project_id: &str, bot: NewBot) -> Result<Bot> {
-        let bot = bots::create(&self.writer, project_id, bot, &self.options).await?;
+        let bot = self
+            .full_write(bots::create(&self.writer, project_id, bot, &self.options))
+            .await?;
         self.wake.owed.notify_one();
         Ok(bot)
     }
@@ -179,11 +224,13 @@ impl Store for SqliteStore {
     }
 
     async fn patch_bot(&self, project_id: &str, bot_id: &str, patch: BotPatch) -> Result<Bot> {
-        bots::patch(&self.writer, project_id, bot_id, patch).await
+        self.full_write(bots::patch(&self.writer, project_id, bot_id, patch))
+            .await
     }
 
     async fn delete_bot(&self, project_id: &str, bot_id: &str) -> Result<()> {
-        bots::delete(&self.writer, project_id, bot_id).await
+        self.full_write(bots::delete(&self.writer, project_id, bot_id))
+            .await
     }
 
     async fn record(
@@ -207,7 +254,8 @@ impl Store for SqliteStore {
     }
 
     async fn claim_bot(&self, runner: &str, sandbox: bool) -> Result<Option<Bot>> {
-        bots::claim(&self.writer, runner, sandbox).await
+        self.full_write(bots::claim(&self.writer, runner, sandbox))
+            .await
     }
 
     async fn runner_bots(&self, runner: &str) -> Result<Vec<Bot>> {
@@ -215,7 +263,8 @@ impl Store for SqliteStore {
     }
 
     async fn heartbeat(&self, runner: &str, bot_id: &str) -> Result<Bot> {
-        bots::heartbeat(&self.writer, runner, bot_id).await
+        self.full_write(bots::heartbeat(&self.writer, runner, bot_id))
+            .await
     }
 
     async fn silent_bots(&self, cutoff: Timestamp) -> Result<Vec<Bot>> {
@@ -233,7 +282,13 @@ impl Store for SqliteStore {
         overlap_until: Timestamp,
     ) -> Result<()> {
         let until = overlap_until.timestamp_micros();
-        credentials::rotate_webhook_secret(&self.writer, project_id, sealed_secret, until).await
+        self.full_write(credentials::rotate_webhook_secret(
+            &self.writer,
+            project_id,
+            sealed_secret,
+            until,
+        ))
+        .await
     }
 
     async fn project_settings(&self, project_id: &str) -> Result<ProjectSettings> {
@@ -245,7 +300,12 @@ impl Store for SqliteStore {
         project_id: &str,
         settings: ProjectSettings,
     ) -> Result<ProjectSettings> {
-        credentials::update_project_settings(&self.writer, project_id, settings).await
+        self.full_write(credentials::update_project_settings(
+            &self.writer,
+            project_id,
+            settings,
+        ))
+        .await
     }
 
     async fn create_subscription(
@@ -253,7 +313,13 @@ impl Store for SqliteStore {
         project_id: &str,
         new: NewSubscription,
     ) -> Result<Subscription> {
-        subscriptions::create(&self.writer, project_id, &new, &self.options).await
+        self.full_write(subscriptions::create(
+            &self.writer,
+            project_id,
+            &new,
+            &self.options,
+        ))
+        .await
     }
 
     async fn list_subscriptions(
@@ -275,11 +341,13 @@ impl Store for SqliteStore {
         id: &str,
         patch: SubscriptionPatch,
     ) -> Result<Subscription> {
-        subscriptions::update(&self.writer, project_id, id, &patch).await
+        self.full_write(subscriptions::update(&self.writer, project_id, id, &patch))
+            .await
     }
 
     async fn delete_subscription(&self, project_id: &str, id: &str) -> Result<()> {
-        subscriptions::delete(&self.writer, project_id, id).await
+        self.full_write(subscriptions::delete(&self.writer, project_id, id))
+            .await
     }
 
     async fn claim_deliveries(
@@ -357,7 +425,13 @@ impl Store for SqliteStore {
     }
 
     async fn resend_delivery(&self, project_id: &str, key: &str) -> Result<()> {
-        deliveries::resend(&self.writer, project_id, key, &self.options).await?;
+        self.full_write(deliveries::resend(
+            &self.writer,
+            project_id,
+            key,
+            &self.options,
+        ))
+        .await?;
         self.wake.owed.notify_one();
         Ok(())
     }
@@ -368,9 +442,46 @@ impl Store for SqliteStore {
         filter: &DeliveryFilter,
         since: Timestamp,
     ) -> Result<u64> {
-        let n = deliveries::resend_failed(&self.writer, project_id, filter, since, &self.options)
-            .await?;
+        let resend =
+            deliveries::resend_failed(&self.writer, project_id, filter, since, &self.options);
+        let n = self.full_write(resend).await?;
         self.wake.owed.notify_one();
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use meetwire_core::trigger::Trigger;
+
+    fn subscription(url: &str) -> NewSubscription {
+        NewSubscription {
+            url: url.to_owned(),
+            triggers: vec![Trigger::BotStateChange],
+            is_active: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_fsync_no_write_of_the_second_writer_is_answered_as_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path(), StoreOptions::default())
+            .await
+            .unwrap();
+        let project = store.create_project("p", vec![1, 2, 3]).await.unwrap();
+        store
+            .create_subscription(&project.project_id, subscription("https://a.example.com/"))
+            .await
+            .unwrap();
+        store.wake.syncer.fail("fsync of the log failed: EIO");
+        let refused = store
+            .create_subscription(&project.project_id, subscription("https://b.example.com/"))
+            .await;
+        assert!(
+            matches!(&refused, Err(StoreError::CommitFailed(m)) if m.contains("EIO")),
+            "{refused:?}"
+        );
+        assert!(store.create_api_key(&project.project_id).await.is_err());
     }
 }

@@ -49,6 +49,19 @@ struct Progress {
     failed: OnceLock<String>,
 }
 
+impl Progress {
+    /// Records the first failed sync, for good.
+    fn latch(&self, error: &str) {
+        if self.failed.set(error.to_owned()).is_ok() {
+            tracing::error!(
+                error = %error,
+                "syncing the write-ahead log failed: nothing more is acknowledged; restart \
+                 meetwire to recover the log from the disk"
+            );
+        }
+    }
+}
+
 impl Syncer {
     /// Starts syncing the write-ahead log at `wal`; `newest_seq` is the newest delivery row
     /// already in the database (its first fsync makes them all count as durable).
@@ -84,6 +97,12 @@ impl Syncer {
         } else {
             self.after_sync(work);
         }
+    }
+
+    /// Records a failed fsync seen on another connection (a write committed at
+    /// `synchronous = FULL`): it is as final as one of ours.
+    pub(super) fn fail(&self, error: &str) {
+        self.progress.latch(error);
     }
 
     /// The error of the fsync that failed, if one did: nothing is made durable since.
@@ -211,13 +230,7 @@ fn finish(batch: Batch, result: Result<(), String>, progress: &Progress) {
         );
     }
     if let Err(e) = &result {
-        if progress.failed.set(e.clone()).is_ok() {
-            tracing::error!(
-                error = %e,
-                "syncing the write-ahead log failed: nothing more is acknowledged; restart \
-                 meetwire to recover the log from the disk"
-            );
-        }
+        progress.latch(e);
     }
     // A sync that succeeds after one failed proves nothing about the pages the failure lost.
     let result = match progress.failed.get() {
