@@ -48,6 +48,10 @@ pub struct ListenArgs {
     /// Print one JSON object per delivery instead of a line of text.
     #[arg(long)]
     pub json: bool,
+    /// Refuse deliveries without the Standard Webhooks headers. `X-Webhook-Signature` carries
+    /// no timestamp, so alone it cannot tell a replayed delivery from a fresh one.
+    #[arg(long)]
+    pub require_standard_webhooks: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +83,8 @@ pub struct ReceiverConfig {
     pub keys: Vec<Vec<u8>>,
     pub path: String,
     pub status: StatusCode,
+    /// Deliveries without the Standard Webhooks headers are invalid, not just unchecked.
+    pub require_standard: bool,
 }
 
 impl ReceiverConfig {
@@ -89,6 +95,7 @@ impl ReceiverConfig {
             path: checked_path(&args.path)?,
             status: StatusCode::from_u16(args.status)
                 .map_err(|_| ListenError::Status(args.status))?,
+            require_standard: args.require_standard_webhooks,
         })
     }
 }
@@ -144,11 +151,16 @@ fn inspect(config: &ReceiverConfig, headers: &HeaderMap, body: &[u8]) -> Report 
         timestamp: header("webhook-timestamp").map(str::to_owned),
         signature: header("webhook-signature").map(str::to_owned),
     };
-    let standard_verdict = fresh(
+    let standard_verdict = match fresh(
         by_any_key(&config.keys, |key| standard.check(key, body)),
         &standard,
         received_at,
-    );
+    ) {
+        Verdict::Absent if config.require_standard => Verdict::Invalid(
+            "no Standard Webhooks headers (required by --require-standard-webhooks)".into(),
+        ),
+        verdict => verdict,
+    };
     let envelope: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
     let data = envelope.get("data").unwrap_or(&Value::Null);

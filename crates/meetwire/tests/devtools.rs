@@ -193,6 +193,18 @@ async fn listen_verifies_good_deliveries_and_refuses_tampered_ones() {
     assert_eq!(report["attendee_signature"], "valid");
     assert_eq!(report["standard_signature"], "absent");
 
+    // Unless the listener requires them: then their absence is a refusal.
+    let (strict, strict_url) = start_listen(&secret.to_base64(), &["--require-standard-webhooks"]);
+    assert_eq!(
+        post(&strict_url, attendee_only, &body).await,
+        StatusCode::BAD_REQUEST
+    );
+    let report = next_report(&strict);
+    assert_eq!(report["attendee_signature"], "valid");
+    assert_eq!(report["standard_signature"], "invalid");
+    assert_eq!(post(&strict_url, &headers, &body).await, StatusCode::OK);
+    assert_eq!(next_report(&strict)["standard_signature"], "valid");
+
     // Unsigned: refused.
     assert_eq!(post(&url, &[], &body).await, StatusCode::BAD_REQUEST);
     assert_eq!(next_report(&listen)["attendee_signature"], "invalid");
