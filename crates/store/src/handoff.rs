@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use meetwire_core::time::{now, Timestamp};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use crate::model::ClaimedDelivery;
 
@@ -26,6 +26,10 @@ pub struct HandOff {
     route: OnceLock<Route>,
     /// Set when the dispatcher stops: nothing more is pre-claimed.
     closed: AtomicBool,
+    /// Pre-claims begun and not yet delivered or dropped (their transactions are on their way
+    /// to the disk), and a wake-up for when none is left.
+    outstanding: AtomicUsize,
+    all_settled: Notify,
 }
 
 impl HandOff {
@@ -48,6 +52,21 @@ impl HandOff {
         self.closed.store(true, Ordering::Release);
     }
 
+    /// Waits until every pre-claim begun before `close` is delivered or dropped: a stopping
+    /// dispatcher then finds all of them in its receiver and can give them back at once,
+    /// instead of leaving ones still on their way to wait out their leases after a restart.
+    pub async fn settled(&self) {
+        loop {
+            let all_settled = self.all_settled.notified();
+            tokio::pin!(all_settled);
+            all_settled.as_mut().enable();
+            if self.outstanding.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            all_settled.await;
+        }
+    }
+
     /// Returns credits for deliveries the dispatcher has taken in hand.
     pub fn give_back(&self, credits: usize) {
         self.credits.fetch_add(credits, Ordering::AcqRel);
@@ -56,6 +75,10 @@ impl HandOff {
     /// Starts collecting pre-claims for one transaction, if a dispatcher is listening.
     pub(crate) fn begin(self: &Arc<Self>) -> Option<PreClaims> {
         let route = self.route.get()?;
+        if self.closed.load(Ordering::Acquire) {
+            return None;
+        }
+        self.outstanding.fetch_add(1, Ordering::AcqRel);
         Some(PreClaims {
             handoff: self.clone(),
             token: uuid::Uuid::new_v4().to_string(),
@@ -126,6 +149,9 @@ impl PreClaims {
 impl Drop for PreClaims {
     fn drop(&mut self) {
         self.handoff.give_back(self.reserved);
+        if self.handoff.outstanding.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.handoff.all_settled.notify_waiters();
+        }
     }
 }
 
@@ -195,13 +221,42 @@ mod tests {
     fn a_closed_hand_off_pre_claims_nothing_more() {
         let handoff = Arc::new(HandOff::default());
         let _rx = handoff.open(2, chrono::Duration::seconds(5)).unwrap();
+        let mut begun = handoff.begin().unwrap();
         handoff.close();
-        let mut claims = handoff.begin().unwrap();
         assert!(
-            !claims.reserve(),
-            "closed: the delivery stays in the outbox"
+            handoff.begin().is_none(),
+            "closed: new deliveries stay in the outbox"
         );
+        assert!(!begun.reserve(), "nor are more taken by one begun before");
         handoff.give_back(1);
-        assert!(!claims.reserve(), "credits coming back do not reopen it");
+        assert!(!begun.reserve(), "credits coming back do not reopen it");
+    }
+
+    #[tokio::test]
+    async fn closing_waits_for_the_pre_claims_on_their_way() {
+        let handoff = Arc::new(HandOff::default());
+        let mut rx = handoff.open(2, chrono::Duration::seconds(5)).unwrap();
+        let mut on_its_way = handoff.begin().unwrap();
+        assert!(on_its_way.reserve());
+        on_its_way.claimed.push(claimed(7));
+        let idle = handoff.begin().unwrap();
+        handoff.close();
+        let settled = tokio::spawn({
+            let handoff = handoff.clone();
+            async move { handoff.settled().await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(
+            !settled.is_finished(),
+            "two pre-claims are still on their way"
+        );
+        idle.abandon();
+        on_its_way.deliver();
+        settled.await.unwrap();
+        assert_eq!(
+            rx.try_recv().unwrap()[0].seq,
+            7,
+            "it reached the receiver first"
+        );
     }
 }

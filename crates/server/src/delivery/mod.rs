@@ -75,6 +75,9 @@ impl DeliveryConfig {
 /// How long the dispatcher waits after a failed claim before claiming again.
 const CLAIM_RETRY_PAUSE: Duration = Duration::from_millis(100);
 
+/// How long a stopping dispatcher waits for pre-claims still on their way to the disk.
+const SETTLE_AT_SHUTDOWN: Duration = Duration::from_secs(2);
+
 /// The part of a lease kept beyond an attempt's timeout, for writing the attempt's result.
 const LEASE_MARGIN: Duration = Duration::from_secs(1);
 
@@ -269,8 +272,13 @@ impl Dispatcher {
                 }
                 _ = shutdown.changed() => {
                     // Claims still in transit go back to the outbox now, rather than wait out
-                    // their leases after a restart.
+                    // their leases after a restart; so do those whose transactions are still
+                    // on their way to the disk, once they arrive.
                     handoff.close();
+                    if tokio::time::timeout(SETTLE_AT_SHUTDOWN, handoff.settled()).await.is_err() {
+                        tracing::warn!("pre-claimed deliveries still unsettled at shutdown; \
+                            their leases will expire");
+                    }
                     handed.close();
                     let mut unsent = Vec::new();
                     while let Some(batch) = handed.recv().await {
