@@ -111,12 +111,17 @@ impl Syncer {
     }
 
     /// Runs `work` once the delivery rows up to `seq` are durable: at once if an fsync has
-    /// covered them, else after the next one.
+    /// covered them, else after the next one. A row newer than any commit this process counted
+    /// was written by another process sharing the database, at `synchronous = NORMAL`: only a
+    /// fresh fsync of the log is known to cover it (ours would not wait for one otherwise).
     pub(super) fn when_rows_durable(&self, seq: i64, work: AfterSync) {
-        if self.progress.synced_seq.load(Ordering::Acquire) >= seq {
+        let progress = &self.progress;
+        if progress.synced_seq.load(Ordering::Acquire) >= seq {
             work(Ok(()));
-        } else {
+        } else if progress.committed_seq.load(Ordering::Acquire) >= seq {
             self.when_durable(work);
+        } else {
+            self.after_sync(work);
         }
     }
 
@@ -302,6 +307,10 @@ mod tests {
         assert!(runs_at_once(&syncer, 4));
         syncer.rows_durable(9).await.unwrap();
         assert!(runs_at_once(&syncer, 9));
+        // A row another process wrote (newer than any commit counted here) waits for an
+        // fsync of its own, though nothing of ours is waiting.
+        assert!(!runs_at_once(&syncer, 12));
+        syncer.rows_durable(12).await.unwrap();
     }
 
     #[tokio::test]
