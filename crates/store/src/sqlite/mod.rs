@@ -129,8 +129,12 @@ impl SqliteStore {
     /// only while the log is intact: after a failed fsync, the syncer's or this writer's own, a
     /// later fsync can succeed without the pages the failure lost, and recovery after a power
     /// loss would drop this commit with them. So this writer's failed writes are latched like
-    /// the syncer's, and after one no write is answered as done.
+    /// the syncer's, and after one nothing more is written (a write that raced the failure is
+    /// still not answered as done).
     async fn full_write<T>(&self, write: impl Future<Output = Result<T>>) -> Result<T> {
+        if let Some(failure) = self.wake.syncer.failure() {
+            return Err(StoreError::CommitFailed(failure));
+        }
         let result = write.await;
         if let Err(e) = &result {
             if lost_write(e) {
@@ -149,12 +153,19 @@ const SQLITE_IOERR_WRITE: i32 = 10 | (3 << 8);
 const SQLITE_IOERR_FSYNC: i32 = 10 | (4 << 8);
 const SQLITE_IOERR_DIR_FSYNC: i32 = 10 | (5 << 8);
 
-/// Whether a write failed because the disk did not take it (the log may now miss pages).
+/// Whether a write failed because the disk did not take it (the log may now miss pages). The
+/// second writer's work runs through sqlx and, for event records, through rusqlite on the
+/// same connection (`with_direct`), so both error types are read.
 fn lost_write(e: &StoreError) -> bool {
-    let StoreError::Database(sqlx::Error::Database(db)) = e else {
-        return false;
+    let code = match e {
+        StoreError::Database(sqlx::Error::Database(db)) => {
+            db.code().and_then(|code| code.parse::<i32>().ok())
+        }
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(failure, _)) => {
+            Some(failure.extended_code)
+        }
+        _ => None,
     };
-    let code = db.code().and_then(|code| code.parse::<i32>().ok());
     matches!(
         code,
         Some(SQLITE_IOERR_WRITE | SQLITE_IOERR_FSYNC | SQLITE_IOERR_DIR_FSYNC)
@@ -483,5 +494,28 @@ mod tests {
             "{refused:?}"
         );
         assert!(store.create_api_key(&project.project_id).await.is_err());
+        // Refused before writing: nothing of it is in the database.
+        let page = PageRequest {
+            after: None,
+            limit: 10,
+        };
+        let stored = store
+            .list_subscriptions(&project.project_id, None, page)
+            .await
+            .unwrap();
+        assert_eq!(stored.items.len(), 1);
+    }
+
+    #[test]
+    fn io_failures_of_either_error_type_count_as_lost_writes() {
+        let fsync = rusqlite::ffi::Error::new(SQLITE_IOERR_FSYNC);
+        assert!(lost_write(&StoreError::Sqlite(
+            rusqlite::Error::SqliteFailure(fsync, None)
+        )));
+        let busy = rusqlite::ffi::Error::new(5);
+        assert!(!lost_write(&StoreError::Sqlite(
+            rusqlite::Error::SqliteFailure(busy, None)
+        )));
+        assert!(!lost_write(&StoreError::NotFound));
     }
 }

@@ -177,21 +177,20 @@ async fn run(wal: PathBuf, mut rx: mpsc::UnboundedReceiver<AfterSync>, progress:
     let mut open = true;
     loop {
         tokio::select! {
-            received = rx.recv_many(&mut waiting, 4096),
-                if open && in_flight.len() < SYNCS_IN_FLIGHT =>
-            {
+            received = rx.recv_many(&mut waiting, 4096), if open && !free_slots.is_empty() => {
                 if received == 0 {
                     open = false;
                     continue;
                 }
+                // The guard left a slot free; without one the work stays in `waiting`.
+                let Some(slot) = free_slots.pop() else {
+                    continue;
+                };
                 let batch = Batch {
                     covered_seq: progress.committed_seq.load(Ordering::Acquire),
                     covered: progress.committed.load(Ordering::Acquire),
                     waiting: std::mem::take(&mut waiting),
                     started: std::time::Instant::now(),
-                };
-                let Some(slot) = free_slots.pop() else {
-                    continue;
                 };
                 let handle = match files.get(slot) {
                     Some(file) => Ok(file.clone()),
