@@ -77,7 +77,7 @@ fn triggers(codes: &[Value]) -> ApiResult<Vec<Trigger>> {
 }
 
 fn url(policy: &AddressPolicy, url: &str) -> ApiResult<String> {
-    policy.check_url(url).map_err(ApiError::BadRequest)?;
+    policy.check_new_url(url).map_err(ApiError::BadRequest)?;
     Ok(url.to_owned())
 }
 
