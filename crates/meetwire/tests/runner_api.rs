@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{create_runner_token, event_types, setup, Api};
 use meetwire_core::state::{transition, BotEventType, BotState, MachineState};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 const MEETING: &str = "https://meet.example.com/abc";
@@ -667,4 +667,34 @@ async fn record_lists_paginate_oldest_first_through_their_links() {
         assert_eq!(seen, expected, "{kind}: every record once, oldest first");
         assert_eq!(pages, 3, "{kind}");
     }
+}
+
+/// `-0` in a runner's payload is the integer 0, as Python (Attendee) reads it; serde_json alone
+/// reads the float -0.0, which would be stored and delivered as `-0.0`.
+#[tokio::test]
+async fn minus_zero_is_read_as_the_integer_zero() {
+    let (dir, project, server) = setup(&[]);
+    let api = server.api(&project.api_key);
+    let runner = server.api(&create_runner_token(dir.path(), "runner-zero"));
+    let id = claimed_bot(&api, &runner).await;
+    let body = concat!(
+        r#"{"records": [{"kind": "chat_message", "id": "z1", "to": "everyone", "text": "-0", "#,
+        r#""timestamp_ms": 1, "sender_name": "A", "sender_uuid": "1", "#,
+        r#""additional_data": {"z": -0, "f": -0.0}}]}"#
+    );
+    let path = format!("/runner/v1/bots/{id}/records");
+    let (status, outcome) = runner
+        .raw(Method::POST, &path, "application/json", body.into())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{outcome}");
+    let chat = results(&api, &id, "chat_messages").await;
+    let data = &chat[0]["additional_data"];
+    assert!(data["z"].is_u64() && data["z"] == 0, "{data}");
+    assert!(
+        data["f"]
+            .as_f64()
+            .is_some_and(|f| f == 0.0 && f.is_sign_negative()),
+        "{data}"
+    );
+    assert_eq!(chat[0]["text"], "-0");
 }

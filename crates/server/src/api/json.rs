@@ -1,11 +1,12 @@
-//! JSON body extractors whose every rejection (wrong content type, oversize body, malformed
-//! JSON, a body that is not an object, wrong types, unknown fields, integers we could not carry
-//! exactly) is answered in the API's error shape rather than axum's plain-text default.
+//! JSON body extractors whose every rejection (wrong content type, oversize body, a body that
+//! is not an object, integers we could not carry exactly, malformed JSON, wrong types, unknown
+//! fields) is answered in the API's error shape rather than axum's plain-text default. Integer
+//! literals are read as Python reads them (`exact_integers`), so `-0` is the integer 0.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderMap, StatusCode};
-use meetwire_core::exact_integers::first_inexact_integer;
+use meetwire_core::exact_integers::as_python_reads;
 use serde::de::DeserializeOwned;
 use serde_json::error::Category;
 
@@ -59,25 +60,19 @@ fn parse<T: DeserializeOwned>(headers: &HeaderMap, bytes: &[u8]) -> Result<T, Ap
         let message = "Expected request with `Content-Type: application/json`";
         return Err(invalid(message.to_owned()));
     }
-    let value = serde_json::from_slice(bytes).map_err(|e| {
-        invalid(match e.classify() {
-            Category::Data => format!("Invalid request body: {e}"),
-            Category::Syntax | Category::Eof | Category::Io => format!("Malformed JSON: {e}"),
-        })
-    })?;
     // Serde fills a struct from an array too, field by field; the contract takes objects only.
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(invalid(
             "Invalid request body: expected a JSON object".to_owned(),
         ));
     }
-    if let Some(integer) = first_inexact_integer(bytes) {
-        return Err(invalid(format!(
-            "Invalid request body: the integer {integer} is outside the 64-bit range and would \
-             not be kept exactly"
-        )));
-    }
-    Ok(value)
+    let text = as_python_reads(bytes).map_err(|e| invalid(format!("Invalid request body: {e}")))?;
+    serde_json::from_slice(&text).map_err(|e| {
+        invalid(match e.classify() {
+            Category::Data => format!("Invalid request body: {e}"),
+            Category::Syntax | Category::Eof | Category::Io => format!("Malformed JSON: {e}"),
+        })
+    })
 }
 
 /// `application/json` or any `application/…+json`, parameters ignored (as axum's `Json`).
