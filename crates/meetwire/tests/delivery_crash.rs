@@ -1,8 +1,9 @@
 //! Webhook delivery when things go wrong, with the real binary and real loopback receivers:
 //! the server is SIGKILLed while events pour in and deliveries are in flight (nothing the API
 //! acknowledged is lost, duplicates stay bounded by what was in flight), an endpoint that hangs
-//! on every request does not hold up a healthy one, and the operator endpoints (`/healthz`,
-//! `/readyz`, `/metrics`) say what happened.
+//! on every request does not hold up a healthy one, two servers sharing one database split the
+//! work without sending anything twice and take over a killed one's claims, and the operator
+//! endpoints (`/healthz`, `/readyz`, `/metrics`) say what happened.
 
 mod common;
 
@@ -720,4 +721,97 @@ async fn metrics_and_health_endpoints() {
     );
     assert_eq!(streak(bad.addr), 2.0, "two failed attempts in a row");
     assert_eq!(streak(ok.addr), 0.0, "the healthy endpoint's streak");
+}
+
+// ---- Two servers sharing one database. ----
+
+/// Claims live in the database, not in a process: two servers on one data directory send each
+/// delivery once, keep each bot's stream in order although its events arrive through both,
+/// and when one is SIGKILLed with claims in hand the other sends them once their lease ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_one_database_share_the_outbox_and_take_over_each_others_claims() {
+    let rx = Receiver::ok().await;
+    // A 1 s timeout makes the lease 7 s (twice the timeout, plus 5 s).
+    let server_flags = flags(&["--webhook-timeout", "1"]);
+    let (dir, project, mut a) = setup(&server_flags);
+    let b = Server::start(dir.path(), &server_flags);
+    let token = create_runner_token(dir.path(), "two-servers");
+    let (runner_a, runner_b) = (a.api(&token), b.api(&token));
+    subscribe_chat(&a.api(&project.api_key), &rx.url()).await;
+    let bots = joined_bots(&b.api(&project.api_key), &runner_a, 6).await;
+
+    // Each bot's events alternate between the two servers; the bots post concurrently.
+    const PER_BOT: usize = 30;
+    let mut posters = tokio::task::JoinSet::new();
+    for bot in bots.clone() {
+        let runners = [runner_a.clone(), runner_b.clone()];
+        posters.spawn(async move {
+            for seq in 0..PER_BOT {
+                post_chats(&runners[seq % 2], &bot, [seq]).await;
+            }
+        });
+    }
+    while let Some(done) = posters.join_next().await {
+        done.unwrap();
+    }
+    let got = rx
+        .wait_for(bots.len() * PER_BOT, Duration::from_secs(30))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got_all = rx.received();
+    assert_eq!(got_all.len(), got.len(), "a delivery was sent twice");
+    let keys: HashSet<String> = got_all.iter().map(Received::key).collect();
+    assert_eq!(keys.len(), bots.len() * PER_BOT, "each delivery once");
+    let mut per_bot: HashMap<String, Vec<usize>> = HashMap::new();
+    for r in &got_all {
+        per_bot.entry(r.bot_id()).or_default().push(seq_of(r));
+    }
+    for (bot, seqs) in &per_bot {
+        assert_eq!(
+            *seqs,
+            (0..PER_BOT).collect::<Vec<_>>(),
+            "bot {bot}'s stream"
+        );
+    }
+
+    // A dies holding claims: its attempts in flight and what it pre-claimed behind them.
+    rx.set_script(always(Reply::ok().after(Duration::from_millis(700))));
+    let before = rx.count();
+    let mut acknowledged = 0;
+    for bot in &bots {
+        post_chats(&runner_a, bot, [PER_BOT, PER_BOT + 1]).await;
+        acknowledged += 2;
+    }
+    rx.wait_for(before + 1, Duration::from_secs(10)).await;
+    let killed_at = Instant::now();
+    a.kill();
+    rx.set_script(always(Reply::ok()));
+    let owed = before + acknowledged;
+    let received = rx
+        .wait_until(Duration::from_secs(30), "B to send A's claims", |r| {
+            r.iter().map(Received::key).collect::<HashSet<_>>().len() >= owed
+        })
+        .await;
+    let taken_over = killed_at.elapsed();
+    assert!(
+        taken_over >= Duration::from_secs(4),
+        "B sent deliveries A still held after {taken_over:?}, before their lease could expire"
+    );
+    for bot in &bots {
+        let seqs: Vec<usize> = received
+            .iter()
+            .filter(|r| r.bot_id() == *bot)
+            .map(seq_of)
+            .filter(|seq| *seq >= PER_BOT)
+            .collect();
+        assert_eq!(
+            seqs.iter().copied().collect::<BTreeSet<_>>(),
+            BTreeSet::from([PER_BOT, PER_BOT + 1]),
+            "bot {bot}: {seqs:?}"
+        );
+        assert!(
+            seqs.windows(2).all(|w| w[0] <= w[1]),
+            "bot {bot}'s stream went out of order across the takeover: {seqs:?}"
+        );
+    }
 }
