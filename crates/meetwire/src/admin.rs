@@ -6,7 +6,9 @@ use meetwire_store::StoreOptions;
 use serde_json::json;
 
 use crate::cli::AdminCommand;
-use crate::settings::{open_store, sealing_key, storage_settings, SettingsError};
+use crate::settings::{
+    open_existing_store, open_store, sealing_key, storage_settings, SettingsError,
+};
 
 pub async fn run(command: AdminCommand) -> Result<(), SettingsError> {
     match command {
@@ -43,7 +45,8 @@ pub async fn run(command: AdminCommand) -> Result<(), SettingsError> {
             json,
             storage,
         } => {
-            let store = open_store(&storage_settings(&storage)?, StoreOptions::default()).await?;
+            let storage = storage_settings(&storage)?;
+            let store = open_existing_store(&storage, StoreOptions::default()).await?;
             let api_key = store.create_api_key(&project).await.map_err(|e| match e {
                 meetwire_store::StoreError::NotFound => {
                     SettingsError::Invalid(format!("no project {project}"))
@@ -64,7 +67,8 @@ pub async fn run(command: AdminCommand) -> Result<(), SettingsError> {
             if name.trim().is_empty() {
                 return Err(SettingsError::Invalid("--name must not be empty".into()));
             }
-            let store = open_store(&storage_settings(&storage)?, StoreOptions::default()).await?;
+            let storage = storage_settings(&storage)?;
+            let store = open_existing_store(&storage, StoreOptions::default()).await?;
             let token = store.create_runner_token(&name).await?;
             if json {
                 println!("{}", json!({ "runner_token": token }));

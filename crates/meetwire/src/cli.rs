@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 
 use crate::demo::DemoArgs;
@@ -86,7 +87,7 @@ pub struct ServeArgs {
     #[arg(long, env = "MEETWIRE_POLL_INTERVAL")]
     pub poll_interval: Option<f64>,
     /// Run the built-in sandbox runner on this node (default true).
-    #[arg(long, env = "MEETWIRE_SANDBOX_RUNNER")]
+    #[arg(long, env = "MEETWIRE_SANDBOX_RUNNER", value_parser = BoolishValueParser::new())]
     pub sandbox_runner: Option<bool>,
     #[command(flatten)]
     pub delivery: DeliveryArgs,
@@ -105,10 +106,16 @@ pub struct DeliveryArgs {
     #[arg(long, env = "MEETWIRE_ALLOW_WEBHOOK_CIDR", value_delimiter = ',')]
     pub allow_webhook_cidr: Vec<ipnet::IpNet>,
     /// Accept http:// webhook URLs (default: https:// only).
-    #[arg(long, env = "MEETWIRE_ALLOW_HTTP_WEBHOOKS", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(
+        long,
+        env = "MEETWIRE_ALLOW_HTTP_WEBHOOKS",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new()
+    )]
     pub allow_http_webhooks: Option<bool>,
     /// Deliver each bot's events to a subscription in order (default true).
-    #[arg(long, env = "MEETWIRE_WEBHOOK_ORDERING")]
+    #[arg(long, env = "MEETWIRE_WEBHOOK_ORDERING", value_parser = BoolishValueParser::new())]
     pub webhook_ordering: Option<bool>,
     /// Most webhook subscriptions per bot (default 10).
     #[arg(long, env = "MEETWIRE_MAX_WEBHOOKS_PER_BOT")]
@@ -133,8 +140,10 @@ pub struct DeliveryArgs {
 pub enum AdminCommand {
     /// Create a project; prints its id, a first API key and its webhook secret.
     CreateProject {
+        /// The project's name (shown in logs and the UI).
         #[arg(long)]
         name: String,
+        /// Print one JSON object instead of lines of text.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -142,8 +151,10 @@ pub enum AdminCommand {
     },
     /// Create another API key for a project.
     CreateApiKey {
+        /// The project's id (`proj_…`).
         #[arg(long)]
         project: String,
+        /// Print one JSON object instead of a line of text.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -151,8 +162,10 @@ pub enum AdminCommand {
     },
     /// Create a token for an external runner.
     CreateRunnerToken {
+        /// The runner's name, to tell runners apart in logs.
         #[arg(long)]
         name: String,
+        /// Print one JSON object instead of a line of text.
         #[arg(long)]
         json: bool,
         #[command(flatten)]

@@ -10,6 +10,7 @@ mod serve;
 mod settings;
 mod verify;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -34,8 +35,10 @@ fn default_log_level(command: &Command) -> &'static str {
 fn init_logging(format: LogFormat, default_level: &str) {
     let filter =
         EnvFilter::try_from_env("MEETWIRE_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+    // Colours only for a terminal: escape codes would clutter a log file or journal.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

@@ -47,9 +47,9 @@ struct FileConfig {
     heartbeat_timeout: Option<f64>,
     poll_interval: Option<f64>,
     sandbox_runner: Option<bool>,
-    retry_schedule: Option<String>,
+    retry_schedule: Option<ScheduleText>,
     webhook_timeout: Option<f64>,
-    allow_webhook_cidr: Option<Vec<ipnet::IpNet>>,
+    allow_webhook_cidr: Option<OneOrMany<ipnet::IpNet>>,
     allow_http_webhooks: Option<bool>,
     webhook_ordering: Option<bool>,
     max_webhooks_per_bot: Option<u32>,
@@ -57,6 +57,44 @@ struct FileConfig {
     endpoint_concurrency: Option<usize>,
     endpoint_rate_limit: Option<f64>,
     max_retry_after: Option<f64>,
+}
+
+/// The retry schedule as the flag writes it (`"2,8,32"`) or as a TOML list (`[2, 8, 32]`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum ScheduleText {
+    Text(String),
+    Seconds(Vec<f64>),
+}
+
+impl ScheduleText {
+    fn text(&self) -> String {
+        match self {
+            ScheduleText::Text(text) => text.clone(),
+            ScheduleText::Seconds(seconds) => seconds
+                .iter()
+                .map(f64::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        }
+    }
+}
+
+/// A list the file may also give as its one item (`"127.0.0.0/8"` or `["127.0.0.0/8", …]`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T: Clone> OneOrMany<T> {
+    fn to_vec(&self) -> Vec<T> {
+        match self {
+            OneOrMany::One(item) => vec![item.clone()],
+            OneOrMany::Many(items) => items.clone(),
+        }
+    }
 }
 
 fn read_file(path: Option<&Path>) -> Result<FileConfig, SettingsError> {
@@ -118,13 +156,13 @@ fn delivery_settings(
 ) -> Result<(DeliveryConfig, StoreOptions), SettingsError> {
     let defaults = DeliveryConfig::default();
     let store_defaults = StoreOptions::default();
-    let schedule = match args
+    let schedule_text = args
         .retry_schedule
-        .as_ref()
-        .or(file.retry_schedule.as_ref())
-    {
+        .clone()
+        .or(file.retry_schedule.as_ref().map(ScheduleText::text));
+    let schedule = match schedule_text {
         Some(text) => {
-            RetrySchedule::parse(text).map_err(|e| SettingsError::Invalid(e.to_string()))?
+            RetrySchedule::parse(&text).map_err(|e| SettingsError::Invalid(e.to_string()))?
         }
         None => defaults.schedule.clone(),
     };
@@ -135,7 +173,10 @@ fn delivery_settings(
     )?;
     let schedule = schedule.with_max_retry_after(max_retry_after);
     let allowed = if args.allow_webhook_cidr.is_empty() {
-        file.allow_webhook_cidr.clone().unwrap_or_default()
+        file.allow_webhook_cidr
+            .as_ref()
+            .map(OneOrMany::to_vec)
+            .unwrap_or_default()
     } else {
         args.allow_webhook_cidr.clone()
     };
@@ -235,6 +276,22 @@ pub fn serve_settings(args: &ServeArgs) -> Result<ServeSettings, SettingsError> 
 pub fn storage_settings(args: &StorageArgs) -> Result<Storage, SettingsError> {
     let file = read_file(args.config.as_deref())?;
     Ok(storage(args, &file))
+}
+
+/// Opens the configured store, which must already exist: credentials made in a database that
+/// no server uses (an `admin` command run from another directory would create one) help no one.
+pub async fn open_existing_store(
+    storage: &Storage,
+    options: StoreOptions,
+) -> Result<Arc<dyn Store>, SettingsError> {
+    let database = storage.data_dir.join(meetwire_store::sqlite::DATABASE_FILE);
+    if storage.database_url.is_none() && !database.exists() {
+        return Err(SettingsError::Invalid(format!(
+            "no meetwire database in {} (give --data-dir, or create a project there first)",
+            storage.data_dir.display()
+        )));
+    }
+    open_store(storage, options).await
 }
 
 /// Opens the configured store.
@@ -341,4 +398,31 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     let mut file = options.open(path)?;
     file.write_all(text.as_bytes())?;
     file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_file(toml: &str) -> DeliveryConfig {
+        let file: FileConfig = toml::from_str(toml).unwrap();
+        delivery_settings(&DeliveryArgs::default(), &file)
+            .unwrap()
+            .0
+    }
+
+    #[test]
+    fn lists_in_the_file_take_either_form() {
+        let text = from_file("retry_schedule = \"1,2.5\"\nallow_webhook_cidr = \"10.0.0.0/8\"");
+        let list = from_file("retry_schedule = [1, 2.5]\nallow_webhook_cidr = [\"10.0.0.0/8\"]");
+        for config in [&text, &list] {
+            assert_eq!(
+                config.schedule.delays(),
+                [Duration::from_secs(1), Duration::from_millis(2500)]
+            );
+            assert!(config.policy.permits("10.1.2.3".parse().unwrap()));
+            assert!(!config.policy.permits("192.168.0.1".parse().unwrap()));
+        }
+        assert!(toml::from_str::<FileConfig>("retry_schedule = true").is_err());
+    }
 }

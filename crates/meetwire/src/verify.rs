@@ -355,11 +355,15 @@ fn check_all(args: &VerifyArgs) -> Result<Findings, UsageError> {
     }
     let stale_note = standard
         .unix_timestamp()
-        .map(|t| now().timestamp().abs_diff(t))
-        .filter(|age| *age > TIMESTAMP_TOLERANCE_SECS.unsigned_abs())
-        .map(|age| {
+        .map(|t| (t, now().timestamp()))
+        .filter(|(t, now)| now.abs_diff(*t) > TIMESTAMP_TOLERANCE_SECS.unsigned_abs())
+        .map(|(t, now)| {
+            let distance = match now.checked_sub(t) {
+                Some(age) if age >= 0 => format!("{age} s in the past"),
+                _ => format!("{} s in the future", t.abs_diff(now)),
+            };
             format!(
-                "note: webhook-timestamp is {age} s from now; a receiver enforcing the usual \
+                "note: webhook-timestamp is {distance}; a receiver enforcing the usual \
                  {TIMESTAMP_TOLERANCE_SECS} s tolerance (against replays) would refuse it"
             )
         });

@@ -140,3 +140,25 @@ fn a_key_that_cannot_open_the_stored_secrets_is_refused() {
     std::fs::rename(&kept, &key_file).unwrap();
     Server::start(dir.path(), &[]).kill();
 }
+
+#[test]
+fn admin_commands_other_than_create_project_need_an_existing_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = dir.path().join("not-a-data-dir");
+    for args in [
+        &["create-runner-token", "--name", "r"][..],
+        &["create-api-key", "--project", "proj_x"][..],
+    ] {
+        let out = common::admin_output(&elsewhere, args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("no meetwire database in"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert!(
+        !elsewhere.exists(),
+        "a refused admin command created a data dir"
+    );
+}

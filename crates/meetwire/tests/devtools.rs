@@ -410,7 +410,7 @@ fn verify_exit_codes() {
     let (code, out) = verify(&standard, None);
     assert_eq!(code, 0, "{out}");
     assert!(
-        out.contains("note: webhook-timestamp is") && out.contains("would refuse it"),
+        out.contains("note: webhook-timestamp is") && out.contains("s in the past; a receiver"),
         "a 2021 timestamp is valid but stale: {out}"
     );
     assert!(
