@@ -287,6 +287,7 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
         path: "/".into(),
         status: reqwest::StatusCode::OK,
         require_standard: false,
+        save: None,
     };
     let receiver = Receiver::bind("127.0.0.1", 0, receiver_config, reports_tx).await?;
     let receiver_url = format!("http://{}/", receiver.local_addr());

@@ -9,6 +9,7 @@
 use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -52,6 +53,10 @@ pub struct ListenArgs {
     /// no timestamp, so alone it cannot tell a replayed delivery from a fresh one.
     #[arg(long)]
     pub require_standard_webhooks: bool,
+    /// Save each request to this directory as `NNNNNN-KEY.body` and `NNNNNN-KEY.headers`
+    /// (`Name: value` lines), the files `meetwire verify --body … --headers …` reads.
+    #[arg(long)]
+    pub save: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +74,11 @@ pub enum ListenError {
     },
     #[error("cannot write to standard output: {0}")]
     Output(std::io::Error),
+    #[error("--save {dir}: {source}")]
+    SaveDir {
+        dir: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("listener error: {0}")]
     Serve(std::io::Error),
 }
@@ -85,6 +95,8 @@ pub struct ReceiverConfig {
     pub status: StatusCode,
     /// Deliveries without the Standard Webhooks headers are invalid, not just unchecked.
     pub require_standard: bool,
+    /// Where each request is saved, if anywhere.
+    pub save: Option<std::path::PathBuf>,
 }
 
 impl ReceiverConfig {
@@ -96,6 +108,7 @@ impl ReceiverConfig {
             status: StatusCode::from_u16(args.status)
                 .map_err(|_| ListenError::Status(args.status))?,
             require_standard: args.require_standard_webhooks,
+            save: args.save.clone(),
         })
     }
 }
@@ -320,6 +333,8 @@ pub fn json_line(report: &Report) -> String {
 struct Handler {
     config: Arc<ReceiverConfig>,
     reports: mpsc::Sender<Report>,
+    /// Requests received, numbering the saved files in arrival order.
+    received: Arc<AtomicU64>,
 }
 
 /// Every request: POSTs to the configured path are deliveries; anything else is refused.
@@ -342,7 +357,13 @@ async fn receive(
         )
             .into_response();
     }
+    let n = handler.received.fetch_add(1, Ordering::Relaxed) + 1;
     let mut report = inspect(&handler.config, &headers, &body);
+    if let Some(dir) = &handler.config.save {
+        if let Err(e) = save(dir, n, report.idempotency_key.as_deref(), &headers, &body).await {
+            tracing::warn!(error = %e, dir = %dir.display(), "cannot save a delivery");
+        }
+    }
     if report.any_invalid() {
         report.status = StatusCode::BAD_REQUEST;
     }
@@ -355,6 +376,30 @@ async fn receive(
     // The printer stopping (standard output closed) also stops the server; nothing to do here.
     let _ = handler.reports.send(report).await;
     (status, Json(answer)).into_response()
+}
+
+/// Writes one request as the body and header files `verify` reads. The key comes from the
+/// request, so only its safe characters name the file.
+async fn save(
+    dir: &std::path::Path,
+    n: u64,
+    key: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> std::io::Result<()> {
+    let key: String = key
+        .unwrap_or("unknown")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+        .take(64)
+        .collect();
+    let name = format!("{n:06}-{key}");
+    let header_lines: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {}\n", String::from_utf8_lossy(value.as_bytes())))
+        .collect();
+    tokio::fs::write(dir.join(format!("{name}.body")), body).await?;
+    tokio::fs::write(dir.join(format!("{name}.headers")), header_lines).await
 }
 
 /// A receiver bound to its port, not yet serving.
@@ -381,6 +426,7 @@ impl Receiver {
         let handler = Handler {
             config: Arc::new(config),
             reports,
+            received: Arc::new(AtomicU64::new(0)),
         };
         let app = Router::new().fallback(receive).with_state(handler);
         Ok(Receiver {
@@ -443,6 +489,12 @@ async fn print_reports(
 
 pub async fn run(args: ListenArgs) -> Result<(), ListenError> {
     let config = ReceiverConfig::from_args(&args)?;
+    if let Some(dir) = &args.save {
+        std::fs::create_dir_all(dir).map_err(|source| ListenError::SaveDir {
+            dir: dir.clone(),
+            source,
+        })?;
+    }
     let format = if args.json {
         Format::Json
     } else {

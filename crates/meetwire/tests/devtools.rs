@@ -193,6 +193,27 @@ async fn listen_verifies_good_deliveries_and_refuses_tampered_ones() {
     assert_eq!(report["attendee_signature"], "valid");
     assert_eq!(report["standard_signature"], "absent");
 
+    // `--save` keeps each request as the files `verify` reads, and they verify.
+    let saved = tempfile::tempdir().unwrap();
+    let save_dir = saved.path().join("deliveries");
+    let (saving, saving_url) =
+        start_listen(&secret.to_base64(), &["--save", save_dir.to_str().unwrap()]);
+    assert_eq!(post(&saving_url, &headers, &body).await, StatusCode::OK);
+    next_report(&saving);
+    let stem = save_dir.join("000001-key-good");
+    let (code, out) = verify(
+        &[
+            "--secret",
+            &secret.to_base64(),
+            "--body",
+            stem.with_extension("body").to_str().unwrap(),
+            "--headers",
+            stem.with_extension("headers").to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "a saved delivery verifies: {out}");
+
     // Unless the listener requires them: then their absence is a refusal.
     let (strict, strict_url) = start_listen(&secret.to_base64(), &["--require-standard-webhooks"]);
     assert_eq!(
