@@ -61,7 +61,10 @@ struct FileConfig {
 
 /// The retry schedule as the flag writes it (`"2,8,32"`) or as a TOML list (`[2, 8, 32]`).
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "seconds before each retry, as \"2,8,32\" or [2, 8, 32]"
+)]
 enum ScheduleText {
     Text(String),
     Seconds(Vec<f64>),
@@ -82,7 +85,7 @@ impl ScheduleText {
 
 /// A list the file may also give as its one item (`"127.0.0.0/8"` or `["127.0.0.0/8", …]`).
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "one value or a list of them")]
 enum OneOrMany<T> {
     One(T),
     Many(Vec<T>),
@@ -423,6 +426,9 @@ mod tests {
             assert!(config.policy.permits("10.1.2.3".parse().unwrap()));
             assert!(!config.policy.permits("192.168.0.1".parse().unwrap()));
         }
-        assert!(toml::from_str::<FileConfig>("retry_schedule = true").is_err());
+        let refused = toml::from_str::<FileConfig>("retry_schedule = true").unwrap_err();
+        assert!(refused.to_string().contains("[2, 8, 32]"), "{refused}");
+        let refused = toml::from_str::<FileConfig>("allow_webhook_cidr = \"10.0.0.0\"");
+        assert!(refused.is_err(), "not a network");
     }
 }
