@@ -333,7 +333,7 @@ pub fn json_line(report: &Report) -> String {
 struct Handler {
     config: Arc<ReceiverConfig>,
     reports: mpsc::Sender<Report>,
-    /// Requests received, numbering the saved files in arrival order.
+    /// Requests numbered so far, for the saved files (after any already in the directory).
     received: Arc<AtomicU64>,
 }
 
@@ -398,8 +398,36 @@ async fn save(
         .iter()
         .map(|(name, value)| format!("{name}: {}\n", String::from_utf8_lossy(value.as_bytes())))
         .collect();
-    tokio::fs::write(dir.join(format!("{name}.body")), body).await?;
-    tokio::fs::write(dir.join(format!("{name}.headers")), header_lines).await
+    write_new(&dir.join(format!("{name}.body")), body).await?;
+    write_new(
+        &dir.join(format!("{name}.headers")),
+        header_lines.as_bytes(),
+    )
+    .await
+}
+
+/// Writes a file that must not exist yet: a saved delivery is never overwritten.
+async fn write_new(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut file = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .await?;
+    file.write_all(bytes).await
+}
+
+/// The highest number among the deliveries already saved in `dir` (0 if none), so that a new
+/// run numbers its files after them.
+fn highest_saved(dir: Option<&std::path::Path>) -> u64 {
+    let entries = dir.and_then(|dir| std::fs::read_dir(dir).ok());
+    entries
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.get(..6)?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0)
 }
 
 /// A receiver bound to its port, not yet serving.
@@ -423,10 +451,11 @@ impl Receiver {
         };
         let listener = TcpListener::bind((host, port)).await.map_err(bind_error)?;
         let addr = listener.local_addr().map_err(bind_error)?;
+        let saved = highest_saved(config.save.as_deref());
         let handler = Handler {
             config: Arc::new(config),
             reports,
-            received: Arc::new(AtomicU64::new(0)),
+            received: Arc::new(AtomicU64::new(saved)),
         };
         let app = Router::new().fallback(receive).with_state(handler);
         Ok(Receiver {

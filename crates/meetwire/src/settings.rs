@@ -49,7 +49,7 @@ struct FileConfig {
     sandbox_runner: Option<bool>,
     retry_schedule: Option<ScheduleText>,
     webhook_timeout: Option<f64>,
-    allow_webhook_cidr: Option<OneOrMany<ipnet::IpNet>>,
+    allow_webhook_cidr: Option<Networks>,
     allow_http_webhooks: Option<bool>,
     webhook_ordering: Option<bool>,
     max_webhooks_per_bot: Option<u32>,
@@ -83,21 +83,39 @@ impl ScheduleText {
     }
 }
 
-/// A list the file may also give as its one item (`"127.0.0.0/8"` or `["127.0.0.0/8", …]`).
-#[derive(Debug, Deserialize)]
-#[serde(untagged, expecting = "one value or a list of them")]
-enum OneOrMany<T> {
-    One(T),
-    Many(Vec<T>),
+/// Networks as one CIDR (`"10.0.0.0/8"`) or a list of them, each refused with its own reason.
+#[derive(Debug, Default, Clone)]
+struct Networks(Vec<ipnet::IpNet>);
+
+impl<'de> Deserialize<'de> for Networks {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Networks;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a network such as \"10.0.0.0/8\", or a list of them")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Networks, E> {
+                network(text).map(|n| Networks(vec![n]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut items: A,
+            ) -> Result<Networks, A::Error> {
+                let mut all = Vec::new();
+                while let Some(text) = items.next_element::<String>()? {
+                    all.push(network(&text)?);
+                }
+                Ok(Networks(all))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
-impl<T: Clone> OneOrMany<T> {
-    fn to_vec(&self) -> Vec<T> {
-        match self {
-            OneOrMany::One(item) => vec![item.clone()],
-            OneOrMany::Many(items) => items.clone(),
-        }
-    }
+fn network<E: serde::de::Error>(text: &str) -> Result<ipnet::IpNet, E> {
+    text.parse()
+        .map_err(|e| E::custom(format!("invalid network {text:?}: {e}")))
 }
 
 fn read_file(path: Option<&Path>) -> Result<FileConfig, SettingsError> {
@@ -176,10 +194,7 @@ fn delivery_settings(
     )?;
     let schedule = schedule.with_max_retry_after(max_retry_after);
     let allowed = if args.allow_webhook_cidr.is_empty() {
-        file.allow_webhook_cidr
-            .as_ref()
-            .map(OneOrMany::to_vec)
-            .unwrap_or_default()
+        file.allow_webhook_cidr.clone().unwrap_or_default().0
     } else {
         args.allow_webhook_cidr.clone()
     };
@@ -428,7 +443,13 @@ mod tests {
         }
         let refused = toml::from_str::<FileConfig>("retry_schedule = true").unwrap_err();
         assert!(refused.to_string().contains("[2, 8, 32]"), "{refused}");
-        let refused = toml::from_str::<FileConfig>("allow_webhook_cidr = \"10.0.0.0\"");
-        assert!(refused.is_err(), "not a network");
+        for bad in ["\"10.0.0.0\"", "[\"10.0.0.0/8\", \"10.0.0.0\"]"] {
+            let refused = toml::from_str::<FileConfig>(&format!("allow_webhook_cidr = {bad}"));
+            let message = refused.unwrap_err().to_string();
+            assert!(
+                message.contains("invalid network \"10.0.0.0\""),
+                "{message}"
+            );
+        }
     }
 }

@@ -358,9 +358,10 @@ fn check_all(args: &VerifyArgs) -> Result<Findings, UsageError> {
         .map(|t| (t, now().timestamp()))
         .filter(|(t, now)| now.abs_diff(*t) > TIMESTAMP_TOLERANCE_SECS.unsigned_abs())
         .map(|(t, now)| {
-            let distance = match now.checked_sub(t) {
-                Some(age) if age >= 0 => format!("{age} s in the past"),
-                _ => format!("{} s in the future", t.abs_diff(now)),
+            let distance = if t <= now {
+                format!("{} s in the past", now.abs_diff(t))
+            } else {
+                format!("{} s in the future", t.abs_diff(now))
             };
             format!(
                 "note: webhook-timestamp is {distance}; a receiver enforcing the usual \

@@ -731,8 +731,8 @@ async fn metrics_and_health_endpoints() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_on_one_database_share_the_outbox_and_take_over_each_others_claims() {
     let rx = Receiver::ok().await;
-    // A 1 s timeout makes the lease 7 s (twice the timeout, plus 5 s).
-    let server_flags = flags(&["--webhook-timeout", "1"]);
+    // A 2 s timeout makes the lease 9 s (twice the timeout, plus 5 s).
+    let server_flags = flags(&["--webhook-timeout", "2"]);
     let (dir, project, mut a) = setup(&server_flags);
     let b = Server::start(dir.path(), &server_flags);
     let token = create_runner_token(dir.path(), "two-servers");

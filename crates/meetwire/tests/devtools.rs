@@ -213,6 +213,13 @@ async fn listen_verifies_good_deliveries_and_refuses_tampered_ones() {
         None,
     );
     assert_eq!(code, 0, "a saved delivery verifies: {out}");
+    // A second run on the same directory numbers its files after the first's.
+    drop(saving);
+    let (again, again_url) =
+        start_listen(&secret.to_base64(), &["--save", save_dir.to_str().unwrap()]);
+    assert_eq!(post(&again_url, &headers, &body).await, StatusCode::OK);
+    next_report(&again);
+    assert!(save_dir.join("000002-key-good.body").exists());
 
     // Unless the listener requires them: then their absence is a refusal.
     let (strict, strict_url) = start_listen(&secret.to_base64(), &["--require-standard-webhooks"]);

@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderMap, StatusCode};
 use meetwire_core::exact_integers::as_python_reads;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::error::Category;
 
 use super::error::ApiError;
@@ -66,12 +66,21 @@ fn parse<T: DeserializeOwned>(headers: &HeaderMap, bytes: &[u8]) -> Result<T, Ap
             "Invalid request body: expected a JSON object".to_owned(),
         ));
     }
-    let text = as_python_reads(bytes).map_err(|e| invalid(format!("Invalid request body: {e}")))?;
-    serde_json::from_slice(&text).map_err(|e| {
-        invalid(match e.classify() {
-            Category::Data => format!("Invalid request body: {e}"),
-            Category::Syntax | Category::Eof | Category::Io => format!("Malformed JSON: {e}"),
-        })
+    let text = match as_python_reads(bytes) {
+        Ok(text) => text,
+        // Malformed JSON is named as such even if the scan met a large integer first.
+        Err(inexact) => {
+            serde_json::from_slice::<IgnoredAny>(bytes).map_err(parse_error)?;
+            return Err(invalid(format!("Invalid request body: {inexact}")));
+        }
+    };
+    serde_json::from_slice(&text).map_err(parse_error)
+}
+
+fn parse_error(e: serde_json::Error) -> ApiError {
+    invalid(match e.classify() {
+        Category::Data => format!("Invalid request body: {e}"),
+        Category::Syntax | Category::Eof | Category::Io => format!("Malformed JSON: {e}"),
     })
 }
 

@@ -21,12 +21,14 @@ use crate::page;
 /// The states in which a bot holds its deduplication key (as the partial unique index says).
 const DEDUP_CONFLICT: &str = "Deduplication key already in use by an active bot";
 
+/// Creates a bot (and its first event's deliveries); returns it with the newest delivery row
+/// once committed, which this commit's fsync made durable with every row before it.
 pub(super) async fn create(
     pool: &SqlitePool,
     project_id: &str,
     new: NewBot,
     options: &StoreOptions,
-) -> Result<Bot> {
+) -> Result<(Bot, i64)> {
     let id = new_id(IdKind::Bot);
     let at = now();
     let scheduled = new.join_at.is_some_and(|t| t > at);
@@ -71,8 +73,11 @@ pub(super) async fn create(
         .await?;
     }
     let bot = fetch(&mut tx, &id).await?;
+    let newest_seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM deliveries")
+        .fetch_one(&mut *tx)
+        .await?;
     tx.commit().await?;
-    Ok(bot)
+    Ok((bot, newest_seq))
 }
 
 /// A unique-index violation as a conflict with `message`; other errors as they are.

@@ -214,9 +214,11 @@ impl Store for SqliteStore {
     }
 
     async fn create_bot(&self, project_id: &str, bot: NewBot) -> Result<Bot> {
-        let bot = self
+        let (bot, newest_seq) = self
             .full_write(bots::create(&self.writer, project_id, bot, &self.options))
             .await?;
+        // Committed at `synchronous = FULL`: its rows need no fsync of the syncer's.
+        self.wake.syncer.note_durable(newest_seq);
         self.wake.owed.notify_one();
         Ok(bot)
     }

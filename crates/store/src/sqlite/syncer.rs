@@ -88,6 +88,17 @@ impl Syncer {
         self.progress.committed.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// Counts the delivery rows up to `seq` as durable: a commit at `synchronous = FULL` (the
+    /// second writer's) fsynced the log with them and every row before them. Without this, a
+    /// claim of such a row would wait for a fsync of its own (it is newer than any commit
+    /// counted here, like another process's).
+    pub(super) fn note_durable(&self, seq: i64) {
+        if self.failure().is_none() {
+            self.progress.committed_seq.fetch_max(seq, Ordering::AcqRel);
+            self.progress.synced_seq.fetch_max(seq, Ordering::AcqRel);
+        }
+    }
+
     /// Runs `work` once every commit noted so far is durable: at once if the last fsync
     /// covered them all, else after the next one.
     pub(super) fn when_durable(&self, work: AfterSync) {
@@ -310,6 +321,9 @@ mod tests {
         // fsync of its own, though nothing of ours is waiting.
         assert!(!runs_at_once(&syncer, 12));
         syncer.rows_durable(12).await.unwrap();
+        // Rows a FULL commit of ours made durable need none.
+        syncer.note_durable(15);
+        assert!(runs_at_once(&syncer, 15));
     }
 
     #[tokio::test]
