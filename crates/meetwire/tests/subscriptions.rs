@@ -254,6 +254,22 @@ async fn project_webhooks_crud_with_the_contracts_messages() {
         StatusCode::OK,
         "its own URL is no duplicate: {body}"
     );
+    // A URL stored before the whitespace rule (written here behind the server's back) can be
+    // sent back unchanged; a new URL with whitespace is still refused.
+    let legacy = "https://hooks.example.com/b ";
+    let db = rusqlite::Connection::open(dir.path().join("meetwire.sqlite3")).unwrap();
+    db.busy_timeout(Duration::from_secs(5)).unwrap();
+    let set_url = "UPDATE webhook_subscriptions SET url = ?1 WHERE id = ?2";
+    db.execute(set_url, [legacy, b_id.as_str()]).unwrap();
+    let one = format!("/api/v1/webhooks/{b_id}");
+    let (status, body) = patch(&api, &one, &json!({"url": legacy, "is_active": true})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    db.execute(set_url, ["https://hooks.example.com/b", b_id.as_str()])
+        .unwrap();
+    let stray = "https://hooks.example.com/c ";
+    let (status, body) = patch(&api, &one, &json!({"url": stray})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body, error(&format!("Invalid webhook URL: {stray}")));
     let (status, body) = patch(
         &api,
         &format!("/api/v1/webhooks/{b_id}"),

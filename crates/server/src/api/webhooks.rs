@@ -159,8 +159,15 @@ pub async fn patch(
 ) -> ApiResult<Json<Value>> {
     let policy = &state.config.delivery.policy;
     let triggers = body.triggers.as_deref().map(triggers).transpose()?;
+    let url = match body.url.as_deref() {
+        None => None,
+        // Repeating the stored URL changes nothing, so the rules for new URLs do not apply
+        // (one stored before a rule was added stays patchable).
+        Some(u) if state.store.get_subscription(&project, &id).await?.url == u => None,
+        Some(u) => Some(url(policy, u)?),
+    };
     let patch = SubscriptionPatch {
-        url: body.url.as_deref().map(|u| url(policy, u)).transpose()?,
+        url,
         triggers,
         is_active: body.is_active,
     };
