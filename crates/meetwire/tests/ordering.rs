@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::receiver::{all_finished, wait_delivery_log, Call, Received, Receiver, Reply};
+use common::receiver::{
+    all_finished, wait_delivery, wait_delivery_log, Call, Received, Receiver, Reply,
+};
 use common::{create_runner_token, setup, Api};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -327,7 +329,12 @@ async fn after_a_restart_with_ordering_on_new_events_wait_behind_older_pending_o
     let one = |k: usize| json!({"records": [utterance(k)]});
     let (status, body) = server.api(&token).post(&path, &one(0)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    rx.wait_for(1, Duration::from_secs(10)).await;
+    let first = rx.wait_for(1, Duration::from_secs(10)).await[0].key();
+    // Its failed attempt recorded (killed before that, it would stay claimed for its lease).
+    wait_delivery(&api, &first, Duration::from_secs(10), |d| {
+        d["attempt_count"] == 1
+    })
+    .await;
 
     // Restarted with ordering on while the first utterance waits for its retry.
     server.kill();
