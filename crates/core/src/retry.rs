@@ -44,23 +44,34 @@ impl RetrySchedule {
     /// Parses `2,8,32` (seconds, fractions allowed, one number per retry; empty = no retries).
     pub fn parse(text: &str) -> Result<Self, ScheduleError> {
         let text = text.trim();
-        let delays = if text.is_empty() {
+        let malformed = || ScheduleError::Malformed(text.to_owned());
+        let seconds = if text.is_empty() {
             Vec::new()
         } else {
             text.split(',')
-                .map(|part| {
-                    part.trim()
-                        .parse::<f64>()
-                        .ok()
-                        .filter(|s| s.is_finite() && *s >= 0.0 && *s < 1e8)
-                        .map(Duration::from_secs_f64)
-                        .ok_or_else(|| ScheduleError::Malformed(text.to_owned()))
-                })
+                .map(|part| part.trim().parse::<f64>().map_err(|_| malformed()))
                 .collect::<Result<Vec<_>, _>>()?
         };
-        if delays.len() > 100 {
+        Self::from_seconds(&seconds).map_err(|e| match e {
+            ScheduleError::Malformed(_) => malformed(),
+            other => other,
+        })
+    }
+
+    /// The schedule waiting `seconds[i]` before retry `i + 1` (each finite, from 0, below
+    /// 10⁸ s; at most 100 retries).
+    pub fn from_seconds(seconds: &[f64]) -> Result<Self, ScheduleError> {
+        if seconds.len() > 100 {
             return Err(ScheduleError::TooLong);
         }
+        let delays = seconds
+            .iter()
+            .map(|&s| {
+                (s.is_finite() && (0.0..1e8).contains(&s))
+                    .then(|| Duration::from_secs_f64(s))
+                    .ok_or_else(|| ScheduleError::Malformed(s.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(RetrySchedule {
             delays,
             ..Self::default()
@@ -209,6 +220,15 @@ mod tests {
         for bad in ["a", "1,,2", "-1", "1;2", "inf"] {
             assert!(RetrySchedule::parse(bad).is_err(), "{bad}");
         }
+        let listed = RetrySchedule::from_seconds(&[0.1, 0.5, 2.0]).unwrap();
+        assert_eq!(listed, s, "a list of seconds is the same schedule");
+        for bad in [f64::NAN, f64::INFINITY, -1.0, 1e8] {
+            assert!(RetrySchedule::from_seconds(&[bad]).is_err(), "{bad}");
+        }
+        assert_eq!(
+            RetrySchedule::from_seconds(&[1.0; 101]),
+            Err(ScheduleError::TooLong)
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use meetwire_core::retry::RetrySchedule;
+use meetwire_core::retry::{RetrySchedule, ScheduleError};
 use meetwire_core::sealing::SealingKey;
 use meetwire_server::delivery::guard::AddressPolicy;
 use meetwire_server::delivery::DeliveryConfig;
@@ -71,14 +71,10 @@ enum ScheduleText {
 }
 
 impl ScheduleText {
-    fn text(&self) -> String {
+    fn schedule(&self) -> Result<RetrySchedule, ScheduleError> {
         match self {
-            ScheduleText::Text(text) => text.clone(),
-            ScheduleText::Seconds(seconds) => seconds
-                .iter()
-                .map(f64::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
+            ScheduleText::Text(text) => RetrySchedule::parse(text),
+            ScheduleText::Seconds(seconds) => RetrySchedule::from_seconds(seconds),
         }
     }
 }
@@ -177,16 +173,12 @@ fn delivery_settings(
 ) -> Result<(DeliveryConfig, StoreOptions), SettingsError> {
     let defaults = DeliveryConfig::default();
     let store_defaults = StoreOptions::default();
-    let schedule_text = args
-        .retry_schedule
-        .clone()
-        .or(file.retry_schedule.as_ref().map(ScheduleText::text));
-    let schedule = match schedule_text {
-        Some(text) => {
-            RetrySchedule::parse(&text).map_err(|e| SettingsError::Invalid(e.to_string()))?
-        }
-        None => defaults.schedule.clone(),
-    };
+    let schedule = match (&args.retry_schedule, &file.retry_schedule) {
+        (Some(text), _) => RetrySchedule::parse(text),
+        (None, Some(in_file)) => in_file.schedule(),
+        (None, None) => Ok(defaults.schedule.clone()),
+    }
+    .map_err(|e| SettingsError::Invalid(e.to_string()))?;
     let max_retry_after = seconds(
         "max_retry_after",
         args.max_retry_after.or(file.max_retry_after),
