@@ -148,11 +148,6 @@ impl SqliteStore {
     }
 }
 
-/// SQLite's extended result codes for a write or fsync the disk refused.
-const SQLITE_IOERR_WRITE: i32 = 10 | (3 << 8);
-const SQLITE_IOERR_FSYNC: i32 = 10 | (4 << 8);
-const SQLITE_IOERR_DIR_FSYNC: i32 = 10 | (5 << 8);
-
 /// Whether a write failed because the disk did not take it (the log may now miss pages). The
 /// second writer's work runs through sqlx and, for event records, through rusqlite on the
 /// same connection (`with_direct`), so both error types are read.
@@ -166,6 +161,7 @@ fn lost_write(e: &StoreError) -> bool {
         }
         _ => None,
     };
+    use rusqlite::ffi::{SQLITE_IOERR_DIR_FSYNC, SQLITE_IOERR_FSYNC, SQLITE_IOERR_WRITE};
     matches!(
         code,
         Some(SQLITE_IOERR_WRITE | SQLITE_IOERR_FSYNC | SQLITE_IOERR_DIR_FSYNC)
@@ -510,11 +506,11 @@ mod tests {
 
     #[test]
     fn io_failures_of_either_error_type_count_as_lost_writes() {
-        let fsync = rusqlite::ffi::Error::new(SQLITE_IOERR_FSYNC);
+        let fsync = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_IOERR_FSYNC);
         assert!(lost_write(&StoreError::Sqlite(
             rusqlite::Error::SqliteFailure(fsync, None)
         )));
-        let busy = rusqlite::ffi::Error::new(5);
+        let busy = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY);
         assert!(!lost_write(&StoreError::Sqlite(
             rusqlite::Error::SqliteFailure(busy, None)
         )));
