@@ -25,9 +25,6 @@ impl AddressPolicy {
         self.allowed.iter().any(|net| net.contains(&ip)) || is_public(ip)
     }
 
-    /// Checks a webhook URL's form (scheme, host) as subscriptions are created. The scheme is
-    /// checked as Attendee does, on the text as written (`url.startswith("https://")`), before
-    /// parsing: `HTTPS://…`, `https:host` and text that is no URL at all get the scheme message.
     /// A URL about to be stored as a subscription's: `check_url`'s rules, and no ASCII
     /// whitespace or control characters. The parser quietly drops those, so a URL stored with
     /// them would dodge the duplicate check while reaching the same endpoint. (Only new URLs:
@@ -43,6 +40,10 @@ impl AddressPolicy {
         Ok(parsed)
     }
 
+    /// Checks a webhook URL's form (scheme, host), at creation and before each send. The scheme
+    /// is checked as Attendee does, on the text as written (`url.startswith("https://")`),
+    /// before parsing: `HTTPS://…`, `https:host` and text that is no URL at all get the scheme
+    /// message.
     pub fn check_url(&self, url: &str) -> Result<url::Url, String> {
         let allowed_prefix =
             url.starts_with("https://") || (self.allow_http && url.starts_with("http://"));

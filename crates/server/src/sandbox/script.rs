@@ -22,6 +22,8 @@ pub const MAX_SPEED: f64 = 10_000.0;
 /// Slowest allowed: a thousandth of real time (a meeting slower than that is a mistake in the
 /// URL, not a test of anything).
 pub const MIN_SPEED: f64 = 0.001;
+/// Longest meeting URL accepted (real meeting links are far shorter).
+pub const MAX_MEETING_URL_LEN: usize = 2048;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -79,9 +81,6 @@ pub struct SandboxMeeting {
     pub speed: f64,
     pub script: Script,
 }
-
-/// Longest meeting URL accepted (real meeting links are far shorter).
-pub const MAX_MEETING_URL_LEN: usize = 2048;
 
 /// The names of the built-in scenarios.
 pub const SCENARIOS: &[&str] = &["standup", "denied", "crash", "long"];
