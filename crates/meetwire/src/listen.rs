@@ -199,14 +199,11 @@ fn fresh(verdict: Verdict, headers: &StandardHeaders, now: DateTime<Utc>) -> Ver
     let Verdict::Valid(_) = verdict else {
         return verdict;
     };
-    match headers.unix_timestamp() {
-        Some(ts) if now.timestamp().abs_diff(ts) > TIMESTAMP_TOLERANCE_SECS.unsigned_abs() => {
-            Verdict::Invalid(format!(
-                "webhook-timestamp is {} s from now (tolerance {TIMESTAMP_TOLERANCE_SECS} s)",
-                i128::from(now.timestamp()) - i128::from(ts)
-            ))
-        }
-        _ => verdict,
+    match headers.staleness(now.timestamp()) {
+        Some(distance) => Verdict::Invalid(format!(
+            "webhook-timestamp is {distance} (tolerance {TIMESTAMP_TOLERANCE_SECS} s)"
+        )),
+        None => verdict,
     }
 }
 

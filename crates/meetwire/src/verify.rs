@@ -184,6 +184,20 @@ pub struct StandardHeaders {
 }
 
 impl StandardHeaders {
+    /// How far `webhook-timestamp` lies from `now` (`"N s in the past"` or `"… in the future"`)
+    /// when that is beyond what receivers accept; `None` within it, or without a timestamp.
+    pub fn staleness(&self, now: i64) -> Option<String> {
+        let t = self.unix_timestamp()?;
+        if now.abs_diff(t) <= TIMESTAMP_TOLERANCE_SECS.unsigned_abs() {
+            return None;
+        }
+        Some(if t <= now {
+            format!("{} s in the past", now.abs_diff(t))
+        } else {
+            format!("{} s in the future", t.abs_diff(now))
+        })
+    }
+
     fn is_empty(&self) -> bool {
         self.id.is_none() && self.timestamp.is_none() && self.signature.is_none()
     }
@@ -353,21 +367,12 @@ fn check_all(args: &VerifyArgs) -> Result<Findings, UsageError> {
         );
         checks.push((what, by_any_key(&keys, |key| standard.check(key, &body))));
     }
-    let stale_note = standard
-        .unix_timestamp()
-        .map(|t| (t, now().timestamp()))
-        .filter(|(t, now)| now.abs_diff(*t) > TIMESTAMP_TOLERANCE_SECS.unsigned_abs())
-        .map(|(t, now)| {
-            let distance = if t <= now {
-                format!("{} s in the past", now.abs_diff(t))
-            } else {
-                format!("{} s in the future", t.abs_diff(now))
-            };
-            format!(
-                "note: webhook-timestamp is {distance}; a receiver enforcing the usual \
-                 {TIMESTAMP_TOLERANCE_SECS} s tolerance (against replays) would refuse it"
-            )
-        });
+    let stale_note = standard.staleness(now().timestamp()).map(|distance| {
+        format!(
+            "note: webhook-timestamp is {distance}; a receiver enforcing the usual \
+             {TIMESTAMP_TOLERANCE_SECS} s tolerance (against replays) would refuse it"
+        )
+    });
     Ok(Findings {
         header: format!("body: {source} ({} bytes)", body.len()),
         checks,
@@ -437,6 +442,22 @@ mod tests {
         );
         assert!(parse_secret("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_err());
         assert!(parse_secret("").is_err());
+    }
+
+    #[test]
+    fn staleness_is_beyond_the_tolerance_either_way() {
+        let at = |t: i64| StandardHeaders {
+            id: None,
+            timestamp: Some(t.to_string()),
+            signature: None,
+        };
+        let now = 1_700_000_000;
+        assert_eq!(at(now - 300).staleness(now), None);
+        assert_eq!(at(now + 300).staleness(now), None);
+        assert_eq!(at(now - 301).staleness(now).unwrap(), "301 s in the past");
+        assert_eq!(at(now + 301).staleness(now).unwrap(), "301 s in the future");
+        let far = at(i64::MIN).staleness(now).unwrap();
+        assert!(far.ends_with("s in the past"), "{far}");
     }
 
     #[test]
