@@ -26,8 +26,8 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let (headers, bytes) = read(req, state).await?;
-        parse(&headers, &bytes).map(ApiJson)
+        let (json, bytes) = read(req, state).await?;
+        parse(json, &bytes).map(ApiJson)
     }
 }
 
@@ -39,24 +39,25 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let (headers, bytes) = read(req, state).await?;
+        let (json, bytes) = read(req, state).await?;
         if bytes.is_empty() {
             return Ok(OptionalApiJson(T::default()));
         }
-        parse(&headers, &bytes).map(OptionalApiJson)
+        parse(json, &bytes).map(OptionalApiJson)
     }
 }
 
-async fn read<S: Send + Sync>(req: Request, state: &S) -> Result<(HeaderMap, Bytes), ApiError> {
-    let headers = req.headers().clone();
+/// Whether the request says it carries JSON, and its body.
+async fn read<S: Send + Sync>(req: Request, state: &S) -> Result<(bool, Bytes), ApiError> {
+    let json = is_json(req.headers());
     let bytes = Bytes::from_request(req, state)
         .await
         .map_err(|rejection| refused(rejection.status(), rejection.body_text()))?;
-    Ok((headers, bytes))
+    Ok((json, bytes))
 }
 
-fn parse<T: DeserializeOwned>(headers: &HeaderMap, bytes: &[u8]) -> Result<T, ApiError> {
-    if !is_json(headers) {
+fn parse<T: DeserializeOwned>(json: bool, bytes: &[u8]) -> Result<T, ApiError> {
+    if !json {
         let message = "Expected request with `Content-Type: application/json`";
         return Err(invalid(message.to_owned()));
     }
