@@ -330,8 +330,8 @@ pub fn json_line(report: &Report) -> String {
 struct Handler {
     config: Arc<ReceiverConfig>,
     reports: mpsc::Sender<Report>,
-    /// Requests numbered so far, for the saved files (after any already in the directory).
-    received: Arc<AtomicU64>,
+    /// Requests saved so far, numbering the files (after any already in the directory).
+    saved: Arc<AtomicU64>,
 }
 
 /// Every request: POSTs to the configured path are deliveries; anything else is refused.
@@ -354,9 +354,9 @@ async fn receive(
         )
             .into_response();
     }
-    let n = handler.received.fetch_add(1, Ordering::Relaxed) + 1;
     let mut report = inspect(&handler.config, &headers, &body);
     if let Some(dir) = &handler.config.save {
+        let n = handler.saved.fetch_add(1, Ordering::Relaxed) + 1;
         if let Err(e) = save(dir, n, report.idempotency_key.as_deref(), &headers, &body).await {
             tracing::warn!(error = %e, dir = %dir.display(), "cannot save a delivery");
         }
@@ -452,7 +452,7 @@ impl Receiver {
         let handler = Handler {
             config: Arc::new(config),
             reports,
-            received: Arc::new(AtomicU64::new(saved)),
+            saved: Arc::new(AtomicU64::new(saved)),
         };
         let app = Router::new().fallback(receive).with_state(handler);
         Ok(Receiver {
