@@ -162,3 +162,22 @@ fn admin_commands_other_than_create_project_need_an_existing_database() {
         "a refused admin command created a data dir"
     );
 }
+
+#[tokio::test]
+async fn booleans_from_the_environment_take_one_and_yes() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = create_project(dir.path(), "boolish");
+    let env = [
+        ("MEETWIRE_ALLOW_HTTP_WEBHOOKS", "1"),
+        ("MEETWIRE_SANDBOX_RUNNER", "no"),
+    ];
+    let server = Server::start_with_env(dir.path(), &[], &env);
+    let api = server.api(&project.api_key);
+    let (status, body) = api
+        .post(
+            "/api/v1/webhooks",
+            &serde_json::json!({"url": "http://hooks.example.com/", "triggers": ["bot.state_change"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "http:// allowed by =1: {body}");
+}
