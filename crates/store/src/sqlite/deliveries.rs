@@ -450,7 +450,8 @@ pub(super) async fn get(pool: &SqlitePool, project_id: &str, key: &str) -> Resul
     })
 }
 
-/// A bot delivery's stream as the outbox names it: its subscription and bot.
+/// A bot delivery's stream as the outbox names it (`outbox::stream_name`): its subscription
+/// and bot.
 macro_rules! stream_of_row {
     () => {
         "subscription_id || ':' || bot_id"
@@ -549,15 +550,16 @@ async fn make_streams_due(
             streams.insert(stream);
         }
     }
+    let sql = format!(
+        "{MAKE_NEXT_DUE} AND NOT EXISTS (SELECT 1 FROM deliveries WHERE stream = ?2 \
+         AND status = 'pending' AND next_attempt_at IS NOT NULL)"
+    );
     for stream in streams {
-        sqlx::query(&format!(
-            "{MAKE_NEXT_DUE} AND NOT EXISTS (SELECT 1 FROM deliveries WHERE stream = ?2 \
-             AND status = 'pending' AND next_attempt_at IS NOT NULL)"
-        ))
-        .bind(at)
-        .bind(&stream)
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query(&sql)
+            .bind(at)
+            .bind(&stream)
+            .execute(&mut *tx)
+            .await?;
     }
     Ok(())
 }
@@ -585,4 +587,21 @@ pub(super) async fn resend_failed(
     make_streams_due(&mut tx, &resent, at, options).await?;
     tx.commit().await?;
     Ok(resent.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::outbox::stream_name;
+
+    #[test]
+    fn stored_rows_name_their_streams_as_the_outbox_does() {
+        let db = rusqlite::Connection::open_in_memory().unwrap();
+        let sql = concat!(
+            "SELECT ",
+            stream_of_row!(),
+            " FROM (SELECT 'webhook_a1' AS subscription_id, 'bot_b2' AS bot_id)"
+        );
+        let named: String = db.query_row(sql, [], |row| row.get(0)).unwrap();
+        assert_eq!(named, stream_name("webhook_a1", "bot_b2"));
+    }
 }

@@ -100,7 +100,7 @@ pub(super) fn enqueue(
         );
         let stream = options
             .ordering
-            .then(|| format!("{subscription_id}:{}", event.bot_id));
+            .then(|| stream_name(subscription_id, event.bot_id));
         let waiting = match &stream {
             Some(stream) => has_pending(db, stream)?,
             None => false,
@@ -159,6 +159,12 @@ pub(super) fn enqueue(
         owed.deliveries += 1;
     }
     Ok(owed)
+}
+
+/// The ordered stream of a bot's deliveries to one subscription. The SQL that names streams
+/// of stored rows (`stream_of_row!`, for resend and start-up) must spell it the same.
+pub(super) fn stream_name(subscription_id: &str, bot_id: &str) -> String {
+    format!("{subscription_id}:{bot_id}")
 }
 
 /// Whether an earlier delivery of this stream is still pending (a new one must wait for it).
