@@ -24,9 +24,13 @@ const UTTERANCES: usize = 40;
 const PER_BOT: usize = UTTERANCES + 2;
 
 fn flags(ordering: bool) -> Vec<&'static str> {
+    flags_with_schedule("0.05,0.05,0.05,0.05,0.05,0.05,0.05", ordering)
+}
+
+fn flags_with_schedule(schedule: &'static str, ordering: bool) -> Vec<&'static str> {
     vec![
         "--retry-schedule",
-        "0.05,0.05,0.05,0.05,0.05,0.05,0.05",
+        schedule,
         "--webhook-timeout",
         "1",
         "--allow-http-webhooks",
@@ -251,9 +255,8 @@ async fn with_ordering_off_everything_is_still_delivered() {
 async fn resent_failures_of_a_stream_go_out_again_one_at_a_time_in_event_order() {
     const EVENTS: usize = 12;
     let rx = Receiver::start(common::receiver::always(Reply::status(500))).await;
-    let mut fast = flags(true);
-    fast[1] = "0.05";
-    let (dir, project, server) = setup(&fast);
+    // One quick retry: every delivery has failed for good within moments.
+    let (dir, project, server) = setup(&flags_with_schedule("0.05", true));
     let api = server.api(&project.api_key);
     let (path, token) = transcript_stream(dir.path(), &server, &api, &rx.url()).await;
     let records: Vec<Value> = (0..EVENTS).map(utterance).collect();
