@@ -1,5 +1,6 @@
 //! Signatures must match Attendee (and Standard Webhooks) byte for byte, so they are checked
-//! against the shared vectors in `shared/spec/signature-vectors.json`, a sibling of the repo.
+//! against the contract's vectors, kept in `tests/data/signature-vectors.json` with the Python
+//! script that derives them (see `tests/data/README.md`).
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -12,8 +13,9 @@ use serde::Deserialize;
 
 const VECTORS_PATH: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/spec/signature-vectors.json"
+    "/tests/data/signature-vectors.json"
 );
+const VECTORS_CHECK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/check_vectors.py");
 
 #[derive(Deserialize)]
 struct Vector {
@@ -36,6 +38,23 @@ fn vectors() -> Vec<Vector> {
 
 fn secret(v: &Vector) -> WebhookSecret {
     WebhookSecret::parse(&v.secret_base64).unwrap_or_else(|e| panic!("{}: bad secret: {e}", v.name))
+}
+
+/// The vectors themselves are checked against Python's `json` and `hmac`, so a hand edit that
+/// agreed with our code but not with Attendee's would be caught. Python is required, as for the
+/// canonical-JSON property test: without it this fails rather than passing silently.
+#[test]
+fn vectors_agree_with_python() {
+    let output = std::process::Command::new("python3")
+        .arg(VECTORS_CHECK)
+        .output()
+        .unwrap_or_else(|e| panic!("python3 is required to check {VECTORS_PATH}: {e}"));
+    assert!(
+        output.status.success(),
+        "{VECTORS_CHECK} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]
