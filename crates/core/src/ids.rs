@@ -14,6 +14,8 @@ pub enum IdKind {
     ChatMessage,
     ParticipantEvent,
     BotLog,
+    ApiKey,
+    User,
 }
 
 impl IdKind {
@@ -26,6 +28,8 @@ impl IdKind {
             IdKind::ChatMessage => "msg_",
             IdKind::ParticipantEvent => "pe_",
             IdKind::BotLog => "log_",
+            IdKind::ApiKey => "key_",
+            IdKind::User => "user_",
         }
     }
 }
@@ -76,6 +80,8 @@ mod tests {
             IdKind::ChatMessage,
             IdKind::ParticipantEvent,
             IdKind::BotLog,
+            IdKind::ApiKey,
+            IdKind::User,
         ] {
             let id = new_id(kind);
             assert!(is_valid_id(kind, &id), "{id}");

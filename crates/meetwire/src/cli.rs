@@ -89,6 +89,10 @@ pub struct ServeArgs {
     /// Run the built-in sandbox runner on this node (default true).
     #[arg(long, env = "MEETWIRE_SANDBOX_RUNNER", value_parser = BoolishValueParser::new())]
     pub sandbox_runner: Option<bool>,
+    /// The URL users reach the server at (e.g. behind a proxy); https makes the UI's cookies
+    /// Secure.
+    #[arg(long, env = "MEETWIRE_PUBLIC_URL")]
+    pub public_url: Option<String>,
     #[command(flatten)]
     pub delivery: DeliveryArgs,
 }
@@ -154,6 +158,23 @@ pub enum AdminCommand {
         /// The project's id (`proj_…`).
         #[arg(long)]
         project: String,
+        /// Print one JSON object instead of a line of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Create a web UI user who is a member of a project.
+    CreateUser {
+        /// The user's email, used to sign in.
+        #[arg(long)]
+        email: String,
+        /// The project's id (`proj_…`) the user joins.
+        #[arg(long)]
+        project: String,
+        /// Read the password from standard input (its first line) instead of a prompt.
+        #[arg(long)]
+        password_stdin: bool,
         /// Print one JSON object instead of a line of text.
         #[arg(long)]
         json: bool,

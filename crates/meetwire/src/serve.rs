@@ -3,6 +3,7 @@
 
 use std::io::Write;
 
+use meetwire_core::ids::new_token;
 use meetwire_core::signing::WebhookSecret;
 use meetwire_server::AppState;
 use tokio::net::TcpListener;
@@ -64,6 +65,20 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
             "  try: curl -H 'Authorization: Token {}' http://{addr}/api/v1/bots",
             created.api_key
         )?;
+    }
+    if !store.any_user().await.map_err(SettingsError::from)? {
+        let code = new_token();
+        store
+            .add_setup_code(&code)
+            .await
+            .map_err(SettingsError::from)?;
+        writeln!(out, "web UI: http://{addr}/ (first run)")?;
+        writeln!(
+            out,
+            "  open http://{addr}/setup and enter the setup code: {code}"
+        )?;
+    } else {
+        writeln!(out, "web UI: http://{addr}/")?;
     }
     out.flush()?;
     drop(out);

@@ -57,6 +57,7 @@ struct FileConfig {
     endpoint_concurrency: Option<usize>,
     endpoint_rate_limit: Option<f64>,
     max_retry_after: Option<f64>,
+    public_url: Option<String>,
 }
 
 /// The retry schedule as the flag writes it (`"2,8,32"`) or as a TOML list (`[2, 8, 32]`).
@@ -241,6 +242,18 @@ fn delivery_settings(
     Ok((delivery, store))
 }
 
+/// The URL users reach the server at, from the flag or the file.
+fn public_url(args: &ServeArgs, file: &FileConfig) -> Result<Option<url::Url>, SettingsError> {
+    args.public_url
+        .as_ref()
+        .or(file.public_url.as_ref())
+        .map(|text| {
+            url::Url::parse(text)
+                .map_err(|e| SettingsError::Invalid(format!("public_url {text}: {e}")))
+        })
+        .transpose()
+}
+
 pub fn serve_settings(args: &ServeArgs) -> Result<ServeSettings, SettingsError> {
     let file = read_file(args.storage.config.as_deref())?;
     let defaults = ServerConfig::default();
@@ -274,6 +287,7 @@ pub fn serve_settings(args: &ServeArgs) -> Result<ServeSettings, SettingsError> 
             poll_interval,
             ..delivery
         },
+        secure_cookies: public_url(args, &file)?.is_some_and(|u| u.scheme() == "https"),
         ..defaults
     };
     Ok(ServeSettings {

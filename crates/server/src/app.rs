@@ -26,7 +26,8 @@ use crate::config::ServerConfig;
 use crate::delivery::keys::KeyCache;
 use crate::delivery::Dispatcher;
 use crate::metrics::Metrics;
-use crate::{api, runner_api, sandbox, scheduler};
+use crate::ui::throttle::SignInThrottle;
+use crate::{api, runner_api, sandbox, scheduler, ui};
 
 /// What every handler and task shares.
 #[derive(Clone)]
@@ -42,6 +43,8 @@ pub struct AppState {
     pub runner_tokens: Arc<CredentialCache>,
     /// Wakes the sandbox runner when a bot may have become claimable.
     pub runner_wake: Arc<Notify>,
+    /// Failed UI sign-ins, to slow down guessing.
+    pub sign_ins: Arc<SignInThrottle>,
 }
 
 impl AppState {
@@ -56,6 +59,7 @@ impl AppState {
             api_keys: Arc::default(),
             runner_tokens: Arc::default(),
             runner_wake: Arc::new(Notify::new()),
+            sign_ins: Arc::default(),
         }
     }
 
@@ -75,6 +79,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(ui::routes())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async {
             ApiError::Rejected {

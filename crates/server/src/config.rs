@@ -19,6 +19,8 @@ pub struct ServerConfig {
     /// Whether this node runs the built-in sandbox runner.
     pub sandbox_runner: bool,
     pub delivery: DeliveryConfig,
+    /// Mark the UI's cookies `Secure` (the public URL is https).
+    pub secure_cookies: bool,
 }
 
 impl Default for ServerConfig {
@@ -31,6 +33,7 @@ impl Default for ServerConfig {
             stage_lead: Duration::from_secs(60),
             sandbox_runner: true,
             delivery: DeliveryConfig::default(),
+            secure_cookies: false,
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod runner;
 pub mod runner_api;
 pub mod sandbox;
 pub mod scheduler;
+pub mod ui;
 
 pub use app::{router, serve, AppState};
 pub use config::ServerConfig;

@@ -37,10 +37,51 @@ pub trait Store: Send + Sync + 'static {
     async fn create_api_key(&self, project_id: &str) -> Result<String>;
     /// The project an API key belongs to, if the key is known and enabled.
     async fn authenticate_api_key(&self, key: &str) -> Result<Option<String>>;
+    /// A project's enabled API keys (id, prefix, created, last used), oldest first.
+    async fn list_api_keys(&self, project_id: &str) -> Result<Vec<ApiKeyInfo>>;
+    /// Disables one of the project's API keys by its id; `NotFound` for another project's
+    /// key or one already revoked.
+    async fn revoke_api_key(&self, project_id: &str, key_id: &str) -> Result<()>;
+    /// Records that `key` was just used (callers throttle this: it is a write).
+    async fn touch_api_key(&self, key: &str) -> Result<()>;
     /// Creates a runner token (operator-wide); returned in clear once.
     async fn create_runner_token(&self, name: &str) -> Result<String>;
     /// The runner a token belongs to.
     async fn authenticate_runner(&self, token: &str) -> Result<Option<String>>;
+
+    /// Creates a web UI user (password already hashed) who is a member of `project_id`;
+    /// `Conflict` when the email (compared case-insensitively) is taken, `NotFound` for an
+    /// unknown project.
+    async fn create_user(
+        &self,
+        email: &str,
+        password_hash: &str,
+        project_id: &str,
+    ) -> Result<String>;
+    /// The first sign-up of a fresh instance: succeeds only while no user exists and with a
+    /// setup code from [`Store::add_setup_code`]; the user joins the oldest project and every
+    /// setup code is deleted, in one transaction (so two racing sign-ups cannot both win).
+    async fn sign_up_first_user(
+        &self,
+        setup_code: &str,
+        email: &str,
+        password_hash: &str,
+    ) -> Result<String>;
+    /// Whether any user exists (no more sign-up once one does).
+    async fn any_user(&self) -> Result<bool>;
+    /// Keeps a first-run setup code (hashed); valid until the first user exists.
+    async fn add_setup_code(&self, code: &str) -> Result<()>;
+    async fn user_by_email(&self, email: &str) -> Result<Option<UserCredentials>>;
+    /// The projects a user is a member of, oldest first.
+    async fn user_projects(&self, user_id: &str) -> Result<Vec<ProjectSummary>>;
+    /// Opens a session; only its token's hash is stored.
+    async fn create_session(&self, user_id: &str) -> Result<NewSession>;
+    /// The session of `token` if it is not revoked and was last seen at or after `seen_since`.
+    async fn session(&self, token: &str, seen_since: Timestamp) -> Result<Option<SessionInfo>>;
+    /// Marks a session as seen now (callers throttle this: it is a write).
+    async fn touch_session(&self, token: &str) -> Result<()>;
+    /// Revokes a session: it is refused from now on, by every node.
+    async fn revoke_session(&self, token: &str) -> Result<()>;
 
     /// Creates a bot (and, unless scheduled, its `join_requested` event) in one transaction.
     async fn create_bot(&self, project_id: &str, bot: NewBot) -> Result<Bot>;

@@ -320,3 +320,45 @@ pub struct DeliveryStats {
     /// The due time of the longest-waiting due delivery.
     pub oldest_due: Option<Timestamp>,
 }
+
+/// A project as its members see it in the UI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectSummary {
+    pub id: String,
+    pub name: String,
+}
+
+/// A user of the web UI, with the hash their password is checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserCredentials {
+    pub id: String,
+    pub email: String,
+    /// A PHC string (argon2id): the only form a password is kept in.
+    pub password_hash: String,
+}
+
+/// A session just opened: its token in clear (for the cookie, never stored) and its CSRF token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSession {
+    pub token: String,
+    pub csrf_token: String,
+}
+
+/// A live session, as found by its token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub user_id: String,
+    pub email: String,
+    pub csrf_token: String,
+    pub last_seen_at: Timestamp,
+}
+
+/// An API key as listed: never the key itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyInfo {
+    pub id: String,
+    /// The key's first characters; `None` for keys made before prefixes were kept.
+    pub prefix: Option<String>,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+}

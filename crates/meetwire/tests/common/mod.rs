@@ -3,11 +3,12 @@
 #![allow(dead_code)]
 
 pub mod receiver;
+pub mod ui;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
@@ -20,6 +21,8 @@ pub struct Server {
     child: Child,
     pub base: String,
     pub data_dir: PathBuf,
+    /// Every line the server printed on stdout so far.
+    output: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -51,9 +54,12 @@ impl Server {
             .expect("spawn meetwire");
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = mpsc::channel();
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let kept = output.clone();
         std::thread::spawn(move || {
             let mut sent = false;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                kept.lock().unwrap().push(line.clone());
                 if !sent {
                     if let Some(url) = line.split("listening on ").nth(1) {
                         let _ = tx.send(url.trim().to_owned());
@@ -69,6 +75,28 @@ impl Server {
             child,
             base,
             data_dir: data_dir.to_owned(),
+            output,
+        }
+    }
+
+    /// The first stdout line containing `needle`, waiting up to 10 s for it.
+    pub fn printed(&self, needle: &str) -> String {
+        let start = Instant::now();
+        loop {
+            if let Some(line) = self
+                .output
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(needle))
+            {
+                return line.clone();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the server never printed {needle:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

@@ -42,11 +42,24 @@ impl FromRequestParts<AppState> for Project {
         match state.store.authenticate_api_key(key).await? {
             Some(project) => {
                 state.api_keys.insert(key, &project);
+                touch_in_background(state, key);
                 Ok(Project(project))
             }
             None => Err(ApiError::Unauthorized(INVALID_KEY)),
         }
     }
+}
+
+/// Records the key's use for the UI's "last used" without delaying the request. It runs when
+/// the key is (re)verified, so at most once per key per cache period.
+fn touch_in_background(state: &AppState, key: &str) {
+    let store = state.store.clone();
+    let key = key.to_owned();
+    tokio::spawn(async move {
+        if let Err(e) = store.touch_api_key(&key).await {
+            tracing::warn!(error = %e, "cannot record an API key's last use");
+        }
+    });
 }
 
 impl FromRequestParts<AppState> for Runner {

@@ -25,6 +25,13 @@ impl CredentialCache {
         (at.elapsed() < TTL).then(|| owner.clone())
     }
 
+    /// Forgets every verified token (after a key is revoked on this node).
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
+
     pub fn insert(&self, token: &str, owner: &str) {
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= CAPACITY {

@@ -6,8 +6,8 @@
 use axum::extract::State;
 use axum::Json;
 use meetwire_core::signing::WebhookSecret;
-use meetwire_core::time::{now, rest_timestamp};
-use meetwire_store::ProjectSettings;
+use meetwire_core::time::{now, rest_timestamp, Timestamp};
+use meetwire_store::{ProjectSettings, SealedSecret};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -17,20 +17,40 @@ use super::json::{ApiJson, OptionalApiJson};
 use crate::app::AppState;
 
 /// Default and longest overlap of a rotation.
-const DEFAULT_OVERLAP_SECONDS: u64 = 24 * 3600;
-const MAX_OVERLAP_SECONDS: u64 = 7 * 24 * 3600;
+pub(crate) const DEFAULT_OVERLAP_SECONDS: u64 = 24 * 3600;
+pub(crate) const MAX_OVERLAP_SECONDS: u64 = 7 * 24 * 3600;
 
-async fn secret_view(state: &AppState, project: &str) -> ApiResult<Value> {
-    let sealed = state.store.webhook_secrets(project).await?;
-    let Some(active) = sealed.first() else {
+/// A project's signing secrets: the active one opened, and those still signing beside it.
+pub(crate) struct Secrets {
+    pub active: WebhookSecret,
+    pub created_at: Timestamp,
+    pub retiring: Vec<SealedSecret>,
+}
+
+pub(crate) async fn secrets(state: &AppState, project: &str) -> ApiResult<Secrets> {
+    let mut sealed = state.store.webhook_secrets(project).await?;
+    if sealed.is_empty() {
         return Err(ApiError::NotFound);
-    };
+    }
+    let active = sealed.remove(0);
     let bytes = state.sealing.open(&active.sealed).map_err(|e| {
         tracing::error!(error = %e, "cannot open a webhook secret");
         ApiError::Internal
     })?;
-    let secret = WebhookSecret::from_slice(&bytes).ok_or(ApiError::Internal)?;
-    let retiring: Vec<Value> = sealed[1..]
+    Ok(Secrets {
+        active: WebhookSecret::from_slice(&bytes).ok_or(ApiError::Internal)?,
+        created_at: active.created_at,
+        retiring: sealed,
+    })
+}
+
+async fn secret_view(state: &AppState, project: &str) -> ApiResult<Value> {
+    let Secrets {
+        active: secret,
+        created_at,
+        retiring,
+    } = secrets(state, project).await?;
+    let retiring: Vec<Value> = retiring
         .iter()
         .map(|s| {
             json!({"created_at": rest_timestamp(&s.created_at),
@@ -40,7 +60,7 @@ async fn secret_view(state: &AppState, project: &str) -> ApiResult<Value> {
     Ok(json!({
         "secret": secret.to_base64(),
         "whsec": secret.to_whsec(),
-        "created_at": rest_timestamp(&active.created_at),
+        "created_at": rest_timestamp(&created_at),
         "retiring": retiring,
     }))
 }
@@ -59,13 +79,9 @@ pub struct RotateBody {
     overlap_seconds: Option<u64>,
 }
 
-pub async fn rotate(
-    State(state): State<AppState>,
-    Project(project): Project,
-    // The body is optional: an empty one rotates with the default overlap.
-    OptionalApiJson(body): OptionalApiJson<RotateBody>,
-) -> ApiResult<Json<Value>> {
-    let overlap = body.overlap_seconds.unwrap_or(DEFAULT_OVERLAP_SECONDS);
+/// Makes a new secret active; the old one keeps signing for `overlap` seconds (at most a
+/// week): the API's and the UI's one path.
+pub(crate) async fn rotate_secret(state: &AppState, project: &str, overlap: u64) -> ApiResult<()> {
     if overlap > MAX_OVERLAP_SECONDS {
         return Err(ApiError::BadRequest(format!(
             "overlap_seconds must be at most {MAX_OVERLAP_SECONDS}"
@@ -79,9 +95,20 @@ pub async fn rotate(
     let until = now() + chrono::Duration::seconds(overlap as i64);
     state
         .store
-        .rotate_webhook_secret(&project, sealed, until)
+        .rotate_webhook_secret(project, sealed, until)
         .await?;
-    state.keys.invalidate(&project);
+    state.keys.invalidate(project);
+    Ok(())
+}
+
+pub async fn rotate(
+    State(state): State<AppState>,
+    Project(project): Project,
+    // The body is optional: an empty one rotates with the default overlap.
+    OptionalApiJson(body): OptionalApiJson<RotateBody>,
+) -> ApiResult<Json<Value>> {
+    let overlap = body.overlap_seconds.unwrap_or(DEFAULT_OVERLAP_SECONDS);
+    rotate_secret(&state, &project, overlap).await?;
     Ok(Json(secret_view(&state, &project).await?))
 }
 
@@ -104,18 +131,25 @@ pub async fn get_settings(
     )))
 }
 
+/// Switches the Standard Webhooks headers: the API's and the UI's one path.
+pub(crate) async fn set_standard_webhooks(
+    state: &AppState,
+    project: &str,
+    standard_webhooks: bool,
+) -> ApiResult<ProjectSettings> {
+    let settings = state
+        .store
+        .update_project_settings(project, ProjectSettings { standard_webhooks })
+        .await?;
+    state.keys.invalidate(project);
+    Ok(settings)
+}
+
 pub async fn patch_settings(
     State(state): State<AppState>,
     Project(project): Project,
     ApiJson(body): ApiJson<SettingsBody>,
 ) -> ApiResult<Json<Value>> {
-    let settings = ProjectSettings {
-        standard_webhooks: body.standard_webhooks,
-    };
-    let settings = state
-        .store
-        .update_project_settings(&project, settings)
-        .await?;
-    state.keys.invalidate(&project);
+    let settings = set_standard_webhooks(&state, &project, body.standard_webhooks).await?;
     Ok(Json(settings_view(settings)))
 }

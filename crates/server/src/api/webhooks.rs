@@ -112,20 +112,64 @@ pub fn view(sub: &Subscription) -> Value {
     })
 }
 
+/// Validates and stores a new project-level subscription: the API's and the UI's one path.
+pub(crate) async fn create_subscription(
+    state: &AppState,
+    project: &str,
+    url_text: &str,
+    codes: &[Value],
+    is_active: bool,
+) -> ApiResult<Subscription> {
+    // Triggers first, then the URL, then (in the store) duplicates, then the maximum: the order
+    // Attendee checks them in, so the same bad request gets the same message.
+    let triggers = triggers(codes)?;
+    let new = NewSubscription {
+        url: url(&state.config.delivery.policy, url_text)?,
+        triggers,
+        is_active,
+    };
+    Ok(state.store.create_subscription(project, new).await?)
+}
+
+/// Validates and applies a change to a subscription: the API's and the UI's one path.
+pub(crate) async fn update_subscription(
+    state: &AppState,
+    project: &str,
+    id: &str,
+    url_text: Option<&str>,
+    codes: Option<&[Value]>,
+    is_active: Option<bool>,
+) -> ApiResult<Subscription> {
+    let policy = &state.config.delivery.policy;
+    let triggers = codes.map(triggers).transpose()?;
+    let url = match url_text {
+        None => None,
+        // Repeating the stored URL changes nothing, so the rules for new URLs do not apply
+        // (one stored before a rule was added stays patchable).
+        Some(u) if state.store.get_subscription(project, id).await?.url == u => None,
+        Some(u) => Some(url(policy, u)?),
+    };
+    let patch = SubscriptionPatch {
+        url,
+        triggers,
+        is_active,
+    };
+    Ok(state.store.update_subscription(project, id, patch).await?)
+}
+
 pub async fn create(
     State(state): State<AppState>,
     Project(project): Project,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> ApiResult<impl IntoResponse> {
-    // Triggers first, then the URL, then (in the store) duplicates, then the maximum: the order
-    // Attendee checks them in, so the same bad request gets the same message.
-    let triggers = triggers(&body.triggers)?;
-    let new = NewSubscription {
-        url: url(&state.config.delivery.policy, &body.url)?,
-        triggers,
-        is_active: body.is_active.unwrap_or(true),
-    };
-    let sub = state.store.create_subscription(&project, new).await?;
+    let sub = create_subscription(
+        &state,
+        &project,
+        &body.url,
+        &body.triggers,
+        body.is_active.unwrap_or(true),
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(view(&sub))))
 }
 
@@ -157,24 +201,15 @@ pub async fn patch(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<PatchBody>,
 ) -> ApiResult<Json<Value>> {
-    let policy = &state.config.delivery.policy;
-    let triggers = body.triggers.as_deref().map(triggers).transpose()?;
-    let url = match body.url.as_deref() {
-        None => None,
-        // Repeating the stored URL changes nothing, so the rules for new URLs do not apply
-        // (one stored before a rule was added stays patchable).
-        Some(u) if state.store.get_subscription(&project, &id).await?.url == u => None,
-        Some(u) => Some(url(policy, u)?),
-    };
-    let patch = SubscriptionPatch {
-        url,
-        triggers,
-        is_active: body.is_active,
-    };
-    let sub = state
-        .store
-        .update_subscription(&project, &id, patch)
-        .await?;
+    let sub = update_subscription(
+        &state,
+        &project,
+        &id,
+        body.url.as_deref(),
+        body.triggers.as_deref(),
+        body.is_active,
+    )
+    .await?;
     Ok(Json(view(&sub)))
 }
 

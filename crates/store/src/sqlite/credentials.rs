@@ -8,7 +8,7 @@ use sqlx::Row;
 use sqlx::SqlitePool;
 
 use crate::error::{Result, StoreError};
-use crate::model::{CreatedProject, ProjectSettings, SealedSecret};
+use crate::model::{ApiKeyInfo, CreatedProject, ProjectSettings, SealedSecret};
 
 /// SHA-256 hex of a credential, the only form stored.
 pub(crate) fn hash_credential(secret: &str) -> String {
@@ -45,16 +45,70 @@ pub(super) async fn create_project(
     })
 }
 
+/// How many of a key's first characters are kept in clear, to tell keys apart in a list.
+const KEY_PREFIX_LEN: usize = 8;
+
 async fn insert_api_key(
     conn: &mut sqlx::SqliteConnection,
     project_id: &str,
     key: &str,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO api_keys (key_hash, project_id, created_at) VALUES (?, ?, ?)")
-        .bind(hash_credential(key))
-        .bind(project_id)
+    sqlx::query(
+        "INSERT INTO api_keys (key_hash, project_id, created_at, id, prefix) \
+         VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(hash_credential(key))
+    .bind(project_id)
+    .bind(now().timestamp_micros())
+    .bind(new_id(IdKind::ApiKey))
+    .bind(key.get(..KEY_PREFIX_LEN))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A project's enabled API keys, oldest first.
+pub(super) async fn list_api_keys(pool: &SqlitePool, project_id: &str) -> Result<Vec<ApiKeyInfo>> {
+    let rows = sqlx::query(
+        "SELECT id, prefix, created_at, last_used_at FROM api_keys \
+         WHERE project_id = ? AND disabled = 0 ORDER BY created_at, id",
+    )
+    .bind(project_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(ApiKeyInfo {
+                id: row.try_get("id")?,
+                prefix: row.try_get("prefix")?,
+                created_at: from_micros(row.try_get("created_at")?),
+                last_used_at: row
+                    .try_get::<Option<i64>, _>("last_used_at")?
+                    .map(from_micros),
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn revoke_api_key(pool: &SqlitePool, project_id: &str, id: &str) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE api_keys SET disabled = 1 WHERE project_id = ? AND id = ? AND disabled = 0",
+    )
+    .bind(project_id)
+    .bind(id)
+    .execute(pool)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub(super) async fn touch_api_key(pool: &SqlitePool, key: &str) -> Result<()> {
+    sqlx::query("UPDATE api_keys SET last_used_at = ? WHERE key_hash = ?")
         .bind(now().timestamp_micros())
-        .execute(conn)
+        .bind(hash_credential(key))
+        .execute(pool)
         .await?;
     Ok(())
 }

@@ -18,6 +18,7 @@ mod records;
 mod rows;
 mod subscriptions;
 mod syncer;
+mod users;
 
 use std::future::Future;
 use std::path::Path;
@@ -207,6 +208,90 @@ impl Store for SqliteStore {
 
     async fn authenticate_runner(&self, token: &str) -> Result<Option<String>> {
         credentials::authenticate_runner(&self.reader, token).await
+    }
+
+    async fn list_api_keys(&self, project_id: &str) -> Result<Vec<ApiKeyInfo>> {
+        credentials::list_api_keys(&self.reader, project_id).await
+    }
+
+    async fn revoke_api_key(&self, project_id: &str, key_id: &str) -> Result<()> {
+        self.full_write(credentials::revoke_api_key(
+            &self.writer,
+            project_id,
+            key_id,
+        ))
+        .await
+    }
+
+    async fn touch_api_key(&self, key: &str) -> Result<()> {
+        self.full_write(credentials::touch_api_key(&self.writer, key))
+            .await
+    }
+
+    async fn create_user(
+        &self,
+        email: &str,
+        password_hash: &str,
+        project_id: &str,
+    ) -> Result<String> {
+        self.full_write(users::create_user(
+            &self.writer,
+            email,
+            password_hash,
+            project_id,
+        ))
+        .await
+    }
+
+    async fn sign_up_first_user(
+        &self,
+        setup_code: &str,
+        email: &str,
+        password_hash: &str,
+    ) -> Result<String> {
+        self.full_write(users::sign_up_first_user(
+            &self.writer,
+            setup_code,
+            email,
+            password_hash,
+        ))
+        .await
+    }
+
+    async fn any_user(&self) -> Result<bool> {
+        users::any_user(&self.reader).await
+    }
+
+    async fn add_setup_code(&self, code: &str) -> Result<()> {
+        self.full_write(users::add_setup_code(&self.writer, code))
+            .await
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<UserCredentials>> {
+        users::user_by_email(&self.reader, email).await
+    }
+
+    async fn user_projects(&self, user_id: &str) -> Result<Vec<ProjectSummary>> {
+        users::user_projects(&self.reader, user_id).await
+    }
+
+    async fn create_session(&self, user_id: &str) -> Result<NewSession> {
+        self.full_write(users::create_session(&self.writer, user_id))
+            .await
+    }
+
+    async fn session(&self, token: &str, seen_since: Timestamp) -> Result<Option<SessionInfo>> {
+        users::session(&self.reader, token, seen_since.timestamp_micros()).await
+    }
+
+    async fn touch_session(&self, token: &str) -> Result<()> {
+        self.full_write(users::touch_session(&self.writer, token))
+            .await
+    }
+
+    async fn revoke_session(&self, token: &str) -> Result<()> {
+        self.full_write(users::revoke_session(&self.writer, token))
+            .await
     }
 
     async fn create_bot(&self, project_id: &str, bot: NewBot) -> Result<Bot> {

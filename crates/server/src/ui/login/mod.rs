@@ -1,0 +1,139 @@
+//! `/login` and `/logout`. A failed sign-in always gets the same message, whether the email is
+//! unknown or the password wrong (an unknown email is checked against a decoy hash so it takes
+//! as long), and too many failures per account or address stop sign-in for a while.
+
+use askama::Template;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use meetwire_core::ids::new_token;
+use serde::Deserialize;
+
+use super::error::{UiError, UiResult};
+use super::form::{AnonymousForm, CsrfForm};
+use super::password;
+use super::session::{
+    self, cookie, session_cookie, set_cookie, SignedIn, FORM_COOKIE, SESSION_COOKIE,
+};
+use crate::app::AppState;
+
+const WRONG: &str = "Wrong email or password.";
+const THROTTLED: &str = "Too many failed sign-ins. Wait a few minutes and try again.";
+
+#[derive(Template)]
+#[template(path = "login/page.html")]
+struct LoginPage<'a> {
+    csrf: &'a str,
+    email: &'a str,
+    next: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// Where to go after signing in: a path on this site only (never `//host` or a full URL).
+pub fn safe_next(next: Option<&str>) -> &str {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        _ => "/",
+    }
+}
+
+/// The form cookie's token, made now if the browser has none; with the header to set it.
+pub fn form_token(state: &AppState, headers: &HeaderMap) -> (String, Option<header::HeaderValue>) {
+    match cookie(headers, FORM_COOKIE) {
+        Some(token) if !token.is_empty() => (token.to_owned(), None),
+        _ => {
+            let token = new_token();
+            let set = set_cookie(state, FORM_COOKIE, &token, 24 * 3600);
+            (token, Some(set))
+        }
+    }
+}
+
+/// A page with its status and, when the browser had no form cookie, the header that sets it.
+pub fn with_cookie(status: StatusCode, html: String, set: Option<header::HeaderValue>) -> Response {
+    let mut response = (status, axum::response::Html(html)).into_response();
+    if let Some(set) = set {
+        response.headers_mut().append(header::SET_COOKIE, set);
+    }
+    response
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    Query(query): Query<LoginQuery>,
+    headers: HeaderMap,
+) -> UiResult<Response> {
+    let next = safe_next(query.next.as_deref());
+    if session::current(&state, &headers).await?.is_some() {
+        return Ok(Redirect::to(next).into_response());
+    }
+    if !state.store.any_user().await? {
+        return Ok(Redirect::to("/setup").into_response());
+    }
+    let (csrf, set) = form_token(&state, &headers);
+    let page = LoginPage {
+        csrf: &csrf,
+        email: "",
+        next,
+        error: None,
+    };
+    Ok(with_cookie(StatusCode::OK, page.render()?, set))
+}
+
+pub async fn submit(State(state): State<AppState>, form: AnonymousForm) -> UiResult<Response> {
+    let fields = &form.fields;
+    let email = fields.text("email").trim();
+    let next = safe_next(fields.get("next"));
+    let address = form.address.as_deref();
+    let refuse = |status: StatusCode, error: &str| -> UiResult<Response> {
+        let page = LoginPage {
+            csrf: fields.text(super::form::CSRF_FIELD),
+            email,
+            next,
+            error: Some(error),
+        };
+        Ok((status, axum::response::Html(page.render()?)).into_response())
+    };
+    if state.sign_ins.blocked(email, address) {
+        return refuse(StatusCode::TOO_MANY_REQUESTS, THROTTLED);
+    }
+    let user = state.store.user_by_email(email).await?;
+    let hash = user.as_ref().map_or_else(
+        || password::decoy_hash().to_owned(),
+        |u| u.password_hash.clone(),
+    );
+    let typed = fields.text("password").to_owned();
+    let matches = tokio::task::spawn_blocking(move || password::verify(&typed, &hash))
+        .await
+        .map_err(|_| UiError::Internal)?;
+    let Some(user) = user.filter(|_| matches) else {
+        state.sign_ins.failed(email, address);
+        return refuse(StatusCode::UNAUTHORIZED, WRONG);
+    };
+    state.sign_ins.succeeded(email);
+    let session = state.store.create_session(&user.id).await?;
+    let mut response = Redirect::to(next).into_response();
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, session_cookie(&state, &session.token));
+    Ok(response)
+}
+
+pub async fn sign_out(
+    State(state): State<AppState>,
+    form: CsrfForm<SignedIn>,
+) -> UiResult<Response> {
+    state.store.revoke_session(&form.who.token).await?;
+    let mut response = Redirect::to("/login").into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&state, SESSION_COOKIE, "", 0),
+    );
+    Ok(response)
+}
