@@ -202,4 +202,13 @@ pub trait Store: Send + Sync + 'static {
         filter: &DeliveryFilter,
         since: Timestamp,
     ) -> Result<u64>;
+    /// The project's deliveries over the hour before `now`: attempts per minute by outcome,
+    /// event → delivery latency percentiles, the pending count (capped) and the oldest due
+    /// delivery, and the failing subscriptions. Reads a bounded number of rows however many
+    /// deliveries the project has.
+    async fn delivery_dashboard(
+        &self,
+        project_id: &str,
+        now: Timestamp,
+    ) -> Result<DeliveryDashboard>;
 }

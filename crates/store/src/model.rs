@@ -362,3 +362,50 @@ pub struct ApiKeyInfo {
     pub created_at: Timestamp,
     pub last_used_at: Option<Timestamp>,
 }
+
+/// Attempts made in one minute, by outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MinuteOutcomes {
+    /// Minutes since the Unix epoch.
+    pub minute: i64,
+    pub successes: i64,
+    /// Failed attempts with attempts left.
+    pub retries: i64,
+    /// Failed attempts that ended their delivery.
+    pub failures: i64,
+}
+
+/// A subscription whose latest attempts failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailingEndpoint {
+    pub webhook_id: String,
+    pub url: String,
+    pub bot_id: Option<String>,
+    /// Consecutive failed attempts.
+    pub failure_streak: i64,
+    pub last_failure: Option<String>,
+    pub last_failure_at: Option<Timestamp>,
+}
+
+/// A project's deliveries at a glance (the UI's dashboard).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryDashboard {
+    /// One entry per minute of the window that saw attempts, oldest first.
+    pub minutes: Vec<MinuteOutcomes>,
+    /// Event → first success latency over the window, as the upper bound of the histogram
+    /// bucket holding the percentile (milliseconds); `None` without successes.
+    pub latency_p50_ms: Option<i64>,
+    pub latency_p99_ms: Option<i64>,
+    /// Pending deliveries, counted up to [`DeliveryDashboard::PENDING_COUNT_CAP`].
+    pub pending: i64,
+    /// The due time of the longest-waiting due delivery.
+    pub oldest_due: Option<Timestamp>,
+    /// Most failing first.
+    pub failing: Vec<FailingEndpoint>,
+}
+
+impl DeliveryDashboard {
+    /// Pending deliveries are counted up to this many ("more than" beyond), so a large
+    /// backlog does not make the page slow.
+    pub const PENDING_COUNT_CAP: i64 = 10_000;
+}

@@ -13,15 +13,17 @@ use super::session::Member;
 /// The sections of a project, in navigation order.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Section {
+    Dashboard,
     Webhooks,
     ApiKeys,
 }
 
 impl Section {
-    const ALL: [Section; 2] = [Section::Webhooks, Section::ApiKeys];
+    const ALL: [Section; 3] = [Section::Dashboard, Section::Webhooks, Section::ApiKeys];
 
     fn label(self) -> &'static str {
         match self {
+            Section::Dashboard => "Dashboard",
             Section::Webhooks => "Settings · Webhooks",
             Section::ApiKeys => "Settings · API keys",
         }
@@ -29,6 +31,7 @@ impl Section {
 
     fn path(self) -> &'static str {
         match self {
+            Section::Dashboard => "dashboard",
             Section::Webhooks => "settings/webhooks",
             Section::ApiKeys => "settings/api-keys",
         }

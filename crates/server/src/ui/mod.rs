@@ -4,6 +4,7 @@
 
 mod api_keys;
 mod assets;
+mod dashboard;
 mod error;
 mod form;
 mod home;
@@ -46,6 +47,7 @@ pub fn routes() -> Router<AppState> {
         .route("/logout", post(login::sign_out))
         .route("/setup", get(setup::show).post(setup::submit))
         .route("/ui/assets/{name}", get(assets::serve))
+        .route("/projects/{project}/dashboard", get(dashboard::show))
         .nest("/projects/{project}/settings", settings)
         .layer(middleware::map_response(protect))
 }

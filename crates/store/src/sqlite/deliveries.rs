@@ -14,6 +14,7 @@ use rusqlite::OptionalExtension;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqlitePool};
 
+use super::dashboard::{Counted, Tally};
 use super::direct::{immediate, HotWriter};
 use super::syncer::Syncer;
 
@@ -181,9 +182,11 @@ pub(super) async fn record_results(
     let written = writer
         .run(move |db| {
             let made_due = immediate(db, |db| {
+                let mut tally = Tally::default();
                 let made_due = results.iter().try_fold(0, |due, r| -> Result<usize> {
-                    Ok(due + record_result(db, r, claims.as_mut())?)
+                    Ok(due + record_result(db, r, claims.as_mut(), &mut tally)?)
                 })?;
+                tally.write(db)?;
                 if let Some(claims) = claims.as_mut() {
                     attach_subscriptions(db, &mut claims.claimed)?;
                 }
@@ -202,6 +205,7 @@ fn record_result(
     db: &rusqlite::Connection,
     r: &AttemptResult,
     claims: Option<&mut PreClaims>,
+    tally: &mut Tally,
 ) -> Result<usize> {
     let at = r.attempted_at.timestamp_micros();
     let (status, next_at, succeeded_at) = match r.outcome {
@@ -219,7 +223,8 @@ fn record_result(
         "UPDATE deliveries SET status = ?1, attempts = attempts + 1, \
          total_attempts = total_attempts + 1, next_attempt_at = ?2, claim_token = NULL, \
          last_attempt_at = ?3, succeeded_at = ?4, last_status_code = ?5, last_error = ?6 \
-         WHERE seq = ?7 AND claim_token = ?8 RETURNING stream, subscription_id",
+         WHERE seq = ?7 AND claim_token = ?8 \
+         RETURNING stream, subscription_id, project_id, created_at",
     )?;
     let mut rows = update.query(rusqlite::params![
         status.code(),
@@ -237,6 +242,16 @@ fn record_result(
     };
     let stream: Option<String> = row.get(0)?;
     let subscription: String = row.get(1)?;
+    tally.add(Counted {
+        project_id: row.get(2)?,
+        subscription_id: subscription.clone(),
+        attempted_at: at,
+        event_stored_at: row.get(3)?,
+        outcome: r.outcome,
+        error: error
+            .clone()
+            .or_else(|| r.status_code.map(|code| format!("HTTP {code}"))),
+    });
     drop(rows);
     db.prepare_cached(
         "INSERT INTO delivery_attempts (delivery_seq, attempted_at, duration_ms, status_code, \

@@ -10,6 +10,7 @@ mod bots;
 mod checkpoint;
 mod committer;
 mod credentials;
+mod dashboard;
 mod deliveries;
 mod direct;
 mod gathered_log;
@@ -541,6 +542,14 @@ impl Store for SqliteStore {
         let n = self.full_write(resend).await?;
         self.wake.owed.notify_one();
         Ok(n)
+    }
+
+    async fn delivery_dashboard(
+        &self,
+        project_id: &str,
+        now: Timestamp,
+    ) -> Result<DeliveryDashboard> {
+        dashboard::dashboard(&self.reader, project_id, now).await
     }
 }
 
