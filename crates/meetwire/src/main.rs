@@ -6,6 +6,7 @@ mod bench;
 mod cli;
 mod demo;
 mod listen;
+mod open_files;
 mod serve;
 mod settings;
 mod verify;

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::connections::ConnectionLimits;
 use crate::delivery::DeliveryConfig;
 
 #[derive(Debug, Clone)]
@@ -19,6 +20,8 @@ pub struct ServerConfig {
     /// Whether this node runs the built-in sandbox runner.
     pub sandbox_runner: bool,
     pub delivery: DeliveryConfig,
+    /// Time limits and the cap on client connections.
+    pub connections: ConnectionLimits,
 }
 
 impl Default for ServerConfig {
@@ -31,6 +34,7 @@ impl Default for ServerConfig {
             stage_lead: Duration::from_secs(60),
             sandbox_runner: true,
             delivery: DeliveryConfig::default(),
+            connections: ConnectionLimits::default(),
         }
     }
 }
