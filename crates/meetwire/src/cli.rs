@@ -41,7 +41,7 @@ pub enum LogFormat {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the server: REST API, runner API, sandbox runner and schedulers.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Administration on the same data as a (running or stopped) server.
     #[command(subcommand)]
     Admin(AdminCommand),
@@ -95,6 +95,28 @@ pub struct ServeArgs {
     pub public_url: Option<String>,
     #[command(flatten)]
     pub delivery: DeliveryArgs,
+    #[command(flatten)]
+    pub connections: ConnectionArgs,
+}
+
+/// How long clients may take, and how many may be connected.
+#[derive(Args, Clone, Default)]
+pub struct ConnectionArgs {
+    /// Seconds a client may take to send a request's headers, from connecting or from the
+    /// first byte of a next request (default 5).
+    #[arg(long, env = "MEETWIRE_HEADER_READ_TIMEOUT")]
+    pub header_read_timeout: Option<f64>,
+    /// Seconds a client may take to send a request's body (default 10, plus 1 for each 64 KiB
+    /// of --body-limit: 26 for the default 1 MiB).
+    #[arg(long, env = "MEETWIRE_BODY_READ_TIMEOUT")]
+    pub body_read_timeout: Option<f64>,
+    /// Seconds a kept-alive connection may sit idle between requests (default 60).
+    #[arg(long, env = "MEETWIRE_IDLE_TIMEOUT")]
+    pub idle_timeout: Option<f64>,
+    /// Most client connections open at once (default: the open-files limit, less 64 and the
+    /// webhook connections' share, at most a quarter of the limit).
+    #[arg(long, env = "MEETWIRE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
 }
 
 /// How webhooks are delivered.

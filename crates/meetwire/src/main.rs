@@ -6,6 +6,7 @@ mod bench;
 mod cli;
 mod demo;
 mod listen;
+mod open_files;
 mod serve;
 mod settings;
 mod verify;
@@ -51,7 +52,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, default_log_level(&cli.command));
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args).await.map_err(|e| e.to_string()),
+        Command::Serve(args) => serve::run(*args).await.map_err(|e| e.to_string()),
         Command::Admin(command) => admin::run(command).await.map_err(|e| e.to_string()),
         Command::Bench(args) => bench::run(args).await.map_err(|e| e.to_string()),
         Command::Listen(args) => listen::run(args).await.map_err(|e| e.to_string()),

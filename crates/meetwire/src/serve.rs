@@ -5,10 +5,10 @@ use std::io::Write;
 
 use meetwire_core::ids::new_token;
 use meetwire_core::signing::WebhookSecret;
-use meetwire_server::AppState;
-use tokio::net::TcpListener;
+use meetwire_server::{connections, AppState};
 
 use crate::cli::ServeArgs;
+use crate::open_files;
 use crate::settings::{open_store, sealing_key, serve_settings, SettingsError};
 
 #[derive(Debug, thiserror::Error)]
@@ -25,12 +25,22 @@ pub enum ServeError {
 }
 
 pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
-    let settings = serve_settings(&args)?;
+    let open_files = open_files::raise();
+    let settings = serve_settings(&args, open_files)?;
+    let limits = &settings.server.connections;
+    tracing::info!(
+        open_files_soft = open_files.soft,
+        open_files_hard = open_files.hard,
+        max_connections = limits.max_connections,
+        header_read_timeout_s = limits.header_read_timeout.as_secs_f64(),
+        body_read_timeout_s = limits.body_read_timeout.as_secs_f64(),
+        idle_timeout_s = limits.idle_timeout.as_secs_f64(),
+        "connection limits"
+    );
     let store = open_store(&settings.storage, settings.store.clone()).await?;
     let key = sealing_key(&settings.storage, store.as_ref()).await?;
-    let listener = TcpListener::bind(settings.server.listen)
-        .await
-        .map_err(|source| ServeError::Bind {
+    let listener =
+        connections::bind(settings.server.listen).map_err(|source| ServeError::Bind {
             addr: settings.server.listen,
             source,
         })?;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use meetwire_core::retry::{RetrySchedule, ScheduleError};
 use meetwire_core::sealing::SealingKey;
+use meetwire_server::connections::{body_read_timeout_for, ConnectionLimits};
 use meetwire_server::delivery::guard::AddressPolicy;
 use meetwire_server::delivery::DeliveryConfig;
 use meetwire_server::ServerConfig;
@@ -14,7 +15,8 @@ use meetwire_store::sqlite::SqliteStore;
 use meetwire_store::{Store, StoreOptions};
 use serde::Deserialize;
 
-use crate::cli::{DeliveryArgs, ServeArgs, StorageArgs};
+use crate::cli::{ConnectionArgs, DeliveryArgs, ServeArgs, StorageArgs};
+use crate::open_files::OpenFiles;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -58,6 +60,10 @@ struct FileConfig {
     endpoint_rate_limit: Option<f64>,
     max_retry_after: Option<f64>,
     public_url: Option<String>,
+    header_read_timeout: Option<f64>,
+    body_read_timeout: Option<f64>,
+    idle_timeout: Option<f64>,
+    max_connections: Option<usize>,
 }
 
 /// The retry schedule as the flag writes it (`"2,8,32"`) or as a TOML list (`[2, 8, 32]`).
@@ -254,7 +260,48 @@ fn public_url(args: &ServeArgs, file: &FileConfig) -> Result<Option<url::Url>, S
         .transpose()
 }
 
-pub fn serve_settings(args: &ServeArgs) -> Result<ServeSettings, SettingsError> {
+fn connection_limits(
+    args: &ConnectionArgs,
+    file: &FileConfig,
+    body_limit: usize,
+    open_files: OpenFiles,
+    deliveries_in_flight: usize,
+) -> Result<ConnectionLimits, SettingsError> {
+    let defaults = ConnectionLimits::default();
+    let max_connections = args
+        .max_connections
+        .or(file.max_connections)
+        .unwrap_or_else(|| open_files.default_max_connections(deliveries_in_flight));
+    if max_connections == 0 {
+        return Err(SettingsError::Invalid(
+            "max_connections must be above 0".into(),
+        ));
+    }
+    Ok(ConnectionLimits {
+        header_read_timeout: seconds(
+            "header_read_timeout",
+            args.header_read_timeout.or(file.header_read_timeout),
+            defaults.header_read_timeout,
+        )?,
+        body_read_timeout: seconds(
+            "body_read_timeout",
+            args.body_read_timeout.or(file.body_read_timeout),
+            body_read_timeout_for(body_limit),
+        )?,
+        idle_timeout: seconds(
+            "idle_timeout",
+            args.idle_timeout.or(file.idle_timeout),
+            defaults.idle_timeout,
+        )?,
+        max_connections,
+    })
+}
+
+/// The settings for `serve`, with the connection cap's default taken from `open_files`.
+pub fn serve_settings(
+    args: &ServeArgs,
+    open_files: OpenFiles,
+) -> Result<ServeSettings, SettingsError> {
     let file = read_file(args.storage.config.as_deref())?;
     let defaults = ServerConfig::default();
     let (delivery, store) = delivery_settings(&args.delivery, &file)?;
@@ -270,6 +317,13 @@ pub fn serve_settings(args: &ServeArgs) -> Result<ServeSettings, SettingsError> 
     if body_limit == 0 {
         return Err(SettingsError::Invalid("body_limit must be above 0".into()));
     }
+    let connections = connection_limits(
+        &args.connections,
+        &file,
+        body_limit,
+        open_files,
+        delivery.max_in_flight,
+    )?;
     let server = ServerConfig {
         listen: args.listen.or(file.listen).unwrap_or(defaults.listen),
         body_limit_bytes: body_limit,
@@ -288,6 +342,7 @@ pub fn serve_settings(args: &ServeArgs) -> Result<ServeSettings, SettingsError> 
             ..delivery
         },
         secure_cookies: public_url(args, &file)?.is_some_and(|u| u.scheme() == "https"),
+        connections,
         ..defaults
     };
     Ok(ServeSettings {

@@ -27,7 +27,7 @@ use crate::delivery::keys::KeyCache;
 use crate::delivery::Dispatcher;
 use crate::metrics::Metrics;
 use crate::ui::throttle::SignInThrottle;
-use crate::{api, runner_api, sandbox, scheduler, ui};
+use crate::{api, connections, runner_api, sandbox, scheduler, ui};
 
 /// What every handler and task shares.
 #[derive(Clone)]
@@ -88,7 +88,10 @@ pub fn router(state: AppState) -> Router {
             }
         })
         .layer(middleware::from_fn_with_state(
-            state.config.body_limit_bytes,
+            BodyRules {
+                limit: state.config.body_limit_bytes,
+                timeout: state.config.connections.body_read_timeout,
+            },
             read_body_first,
         ))
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
@@ -99,33 +102,54 @@ pub fn router(state: AppState) -> Router {
 /// of the limit: a client still sending its body when the answer comes may miss the answer.
 const OVERSIZE_DRAIN_FACTOR: usize = 8;
 
-/// Reads each request's whole body before routing, bounded by the body limit. A request
-/// refused early (bad token, wrong content type) would otherwise leave its body unread on the
-/// connection, and the client's next request on it would fail; an oversize body is drained
-/// (up to a bound) and answered 413 with `Connection: close`.
-async fn read_body_first(State(limit): State<usize>, request: Request, next: Next) -> Response {
+/// How request bodies are read: at most `limit` bytes, within `timeout`.
+#[derive(Clone, Copy)]
+struct BodyRules {
+    limit: usize,
+    timeout: Duration,
+}
+
+/// Reads each request's whole body before routing, bounded by the body limit and the
+/// body-read timeout. A request refused early (bad token, wrong content type) would otherwise
+/// leave its body unread on the connection, and the client's next request on it would fail; an
+/// oversize body is drained (up to a bound) and answered 413, a body too slow to arrive 408,
+/// both with `Connection: close`.
+async fn read_body_first(State(rules): State<BodyRules>, request: Request, next: Next) -> Response {
     let (parts, mut body) = request.into_parts();
     let mut kept = BytesMut::new();
     let mut seen = 0usize;
-    let drain_limit = limit.saturating_mul(OVERSIZE_DRAIN_FACTOR);
-    while let Some(frame) = body.frame().await {
-        let Ok(frame) = frame else {
+    let drain_limit = rules.limit.saturating_mul(OVERSIZE_DRAIN_FACTOR);
+    let reading = async {
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else {
+                return Err(refuse(
+                    StatusCode::BAD_REQUEST,
+                    "The request body could not be read",
+                ));
+            };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            seen = seen.saturating_add(data.len());
+            if seen <= rules.limit {
+                kept.extend_from_slice(&data);
+            } else if seen > drain_limit {
+                break;
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(rules.timeout, reading).await {
+        Ok(Ok(())) => {}
+        Ok(Err(refused)) => return refused,
+        Err(_) => {
             return refuse(
-                StatusCode::BAD_REQUEST,
-                "The request body could not be read",
-            );
-        };
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        seen = seen.saturating_add(data.len());
-        if seen <= limit {
-            kept.extend_from_slice(&data);
-        } else if seen > drain_limit {
-            break;
+                StatusCode::REQUEST_TIMEOUT,
+                "The request body did not arrive in time",
+            )
         }
     }
-    if seen > limit {
+    if seen > rules.limit {
         return refuse(StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large");
     }
     next.run(Request::from_parts(parts, Body::from(kept.freeze())))
@@ -208,10 +232,9 @@ pub async fn serve(
     )
     .map_err(std::io::Error::other)?;
     let dispatching = tokio::spawn(dispatcher.run(stop_rx));
-    let app = router(state);
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let limits = state.config.connections.clone();
+    let metrics = state.metrics.clone();
+    connections::serve(listener, router(state), limits, metrics, shutdown).await;
     let _ = stop_tx.send(true);
     let drained = tokio::time::timeout(Duration::from_secs(15), async {
         while tasks.join_next().await.is_some() {}
@@ -222,5 +245,5 @@ pub async fn serve(
     if drained.is_err() {
         tracing::warn!("background tasks did not stop in time");
     }
-    result
+    Ok(())
 }

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::connections::ConnectionLimits;
 use crate::delivery::DeliveryConfig;
 
 #[derive(Debug, Clone)]
@@ -21,6 +22,8 @@ pub struct ServerConfig {
     pub delivery: DeliveryConfig,
     /// Mark the UI's cookies `Secure` (the public URL is https).
     pub secure_cookies: bool,
+    /// Time limits and the cap on client connections.
+    pub connections: ConnectionLimits,
 }
 
 impl Default for ServerConfig {
@@ -34,6 +37,7 @@ impl Default for ServerConfig {
             sandbox_runner: true,
             delivery: DeliveryConfig::default(),
             secure_cookies: false,
+            connections: ConnectionLimits::default(),
         }
     }
 }

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod connections;
 pub mod delivery;
 pub mod metrics;
 pub mod runner;

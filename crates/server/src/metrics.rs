@@ -18,6 +18,11 @@ pub struct OutcomeLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EndpointLabel {
     pub endpoint: String,
 }
@@ -36,6 +41,10 @@ pub struct Metrics {
     pub oldest_due_seconds: Gauge<f64, AtomicU64>,
     /// 1 once an fsync of the write-ahead log failed: nothing more is acknowledged.
     pub log_sync_failed: Gauge,
+    /// Client connections open now.
+    pub http_connections: Gauge,
+    /// Client connections the server closed or refused, by reason.
+    pub http_connections_closed: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -90,6 +99,19 @@ impl Default for Metrics {
             "1 once an fsync of the write-ahead log failed: writes are refused until a restart",
             log_sync_failed.clone(),
         );
+        let http_connections = Gauge::default();
+        registry.register(
+            "http_connections",
+            "Client connections open now",
+            http_connections.clone(),
+        );
+        let http_connections_closed = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "http_connections_closed",
+            "Client connections closed by the server (header_timeout, idle_timeout, evicted at \
+             the cap) or refused at the cap with every connection busy (refused)",
+            http_connections_closed.clone(),
+        );
         Metrics {
             registry,
             deliveries,
@@ -100,6 +122,8 @@ impl Default for Metrics {
             handed_back,
             oldest_due_seconds,
             log_sync_failed,
+            http_connections,
+            http_connections_closed,
         }
     }
 }
@@ -108,6 +132,12 @@ impl Metrics {
     pub fn outcome(outcome: &str) -> OutcomeLabel {
         OutcomeLabel {
             outcome: outcome.to_owned(),
+        }
+    }
+
+    pub fn reason(reason: &str) -> ReasonLabel {
+        ReasonLabel {
+            reason: reason.to_owned(),
         }
     }
 

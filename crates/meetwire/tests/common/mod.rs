@@ -33,13 +33,34 @@ impl Server {
 
     /// Like [`Server::start`], with extra environment variables.
     pub fn start_with_env(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Self::spawn(Command::new(BIN), data_dir, extra, env)
+    }
+
+    /// Like [`Server::start`], started as `ulimit -n LIMIT && meetwire serve …` would start it
+    /// (soft and hard open-files limit both `limit`).
+    pub fn start_with_open_files_limit(data_dir: &Path, extra: &[&str], limit: u64) -> Server {
+        let mut command = Command::new("sh");
+        command.args([
+            "-c",
+            &format!("ulimit -n {limit} && exec \"$0\" \"$@\""),
+            BIN,
+        ]);
+        Self::spawn(command, data_dir, extra, &[])
+    }
+
+    fn spawn(
+        mut command: Command,
+        data_dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         // A short poll by default, so tests do not wait on timers; a test may set its own.
         let poll = if extra.contains(&"--poll-interval") {
             &[][..]
         } else {
             &["--poll-interval", "0.1"][..]
         };
-        let mut child = Command::new(BIN)
+        let mut child = command
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])
             .args(poll)
