@@ -28,7 +28,8 @@ async fn signed_up() -> (tempfile::TempDir, Server, Browser, String) {
         .await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
     let home = browser.get("/").await;
-    let webhooks = home.location.expect("home redirects to the project");
+    let bots = home.location.expect("home redirects to the project");
+    let webhooks = bots.replace("/bots", "/settings/webhooks");
     (dir, server, browser, webhooks)
 }
 
@@ -87,7 +88,7 @@ async fn first_user_signs_up_with_the_printed_code_and_only_once() {
         "http public URL: no Secure"
     );
     let home = browser.get("/").await;
-    assert!(home.location.unwrap().ends_with("/settings/webhooks"));
+    assert!(home.location.unwrap().ends_with("/bots"));
 
     // The instance is claimed: sign-up is closed, even with the same code.
     let mut other = Browser::new(&server);

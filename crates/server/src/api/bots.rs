@@ -80,11 +80,37 @@ fn join_at(text: Option<&str>, at: &Timestamp) -> ApiResult<Option<Timestamp>> {
     Ok(Some(parsed))
 }
 
+impl CreateBotBody {
+    /// A bot with just a meeting URL and a name, as the UI's form makes one.
+    pub(crate) fn for_meeting(meeting_url: String, bot_name: Option<String>) -> CreateBotBody {
+        CreateBotBody {
+            meeting_url,
+            bot_name,
+            metadata: None,
+            deduplication_key: None,
+            join_at: None,
+            sandbox_script: None,
+            webhooks: None,
+        }
+    }
+}
+
 pub async fn create(
     State(state): State<AppState>,
     Project(project): Project,
     ApiJson(body): ApiJson<CreateBotBody>,
 ) -> ApiResult<impl IntoResponse> {
+    let bot = create_bot(&state, &project, body).await?;
+    let body = render(state.store.as_ref(), &bot).await?;
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+/// Validates and creates a bot, and wakes the runners: the API's and the UI's one path.
+pub(crate) async fn create_bot(
+    state: &AppState,
+    project: &str,
+    body: CreateBotBody,
+) -> ApiResult<Bot> {
     let at = now();
     let sandbox = SandboxMeeting::from_meeting_url(&body.meeting_url, body.sandbox_script.as_ref())
         .map_err(ApiError::BadRequest)?;
@@ -114,10 +140,9 @@ pub async fn create(
             body.webhooks.unwrap_or_default(),
         )?,
     };
-    let bot = state.store.create_bot(&project, new).await?;
+    let bot = state.store.create_bot(project, new).await?;
     state.wake_runners();
-    let body = render(state.store.as_ref(), &bot).await?;
-    Ok((StatusCode::CREATED, Json(body)))
+    Ok(bot)
 }
 
 /// The bot object with all its events.

@@ -27,12 +27,13 @@ fn page_request(cursor: Option<&str>, page_size: Option<u32>) -> Result<PageRequ
     Ok(PageRequest { after, limit })
 }
 
-fn encode(cursor: Cursor) -> String {
+/// A cursor as the opaque text of a `cursor` parameter.
+pub(crate) fn encode(cursor: Cursor) -> String {
     let dir = if cursor.backwards { 'p' } else { 'n' };
     URL_SAFE_NO_PAD.encode(format!("{dir}{}", cursor.seq))
 }
 
-fn decode(text: &str) -> Result<Cursor, ApiError> {
+pub(crate) fn decode(text: &str) -> Result<Cursor, ApiError> {
     let invalid = || ApiError::BadRequest("Invalid cursor".into());
     let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| invalid())?;
     let text = std::str::from_utf8(&bytes).map_err(|_| invalid())?;

@@ -14,16 +14,23 @@ use super::session::Member;
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Section {
     Dashboard,
+    Bots,
     Webhooks,
     ApiKeys,
 }
 
 impl Section {
-    const ALL: [Section; 3] = [Section::Dashboard, Section::Webhooks, Section::ApiKeys];
+    const ALL: [Section; 4] = [
+        Section::Dashboard,
+        Section::Bots,
+        Section::Webhooks,
+        Section::ApiKeys,
+    ];
 
     fn label(self) -> &'static str {
         match self {
             Section::Dashboard => "Dashboard",
+            Section::Bots => "Bots",
             Section::Webhooks => "Settings · Webhooks",
             Section::ApiKeys => "Settings · API keys",
         }
@@ -32,6 +39,7 @@ impl Section {
     fn path(self) -> &'static str {
         match self {
             Section::Dashboard => "dashboard",
+            Section::Bots => "bots",
             Section::Webhooks => "settings/webhooks",
             Section::ApiKeys => "settings/api-keys",
         }
@@ -113,13 +121,15 @@ pub fn notice(code: Option<&str>) -> Option<&'static str> {
         }
         "standard" => "Standard Webhooks setting saved.",
         "revoked" => "API key revoked. It stops working within 30 seconds.",
+        "resent" => "Delivery queued again with a fresh attempt budget.",
         _ => return None,
     })
 }
 
 /// After a successful form: back to `href` with a notice (post/redirect/get).
 pub fn done(href: &str, code: &str) -> Response {
-    Redirect::to(&format!("{href}?notice={code}")).into_response()
+    let join = if href.contains('?') { '&' } else { '?' };
+    Redirect::to(&format!("{href}{join}notice={code}")).into_response()
 }
 
 /// A time as people read it: to the second, in UTC.

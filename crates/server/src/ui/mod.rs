@@ -4,6 +4,8 @@
 
 mod api_keys;
 mod assets;
+mod bot;
+mod bots;
 mod dashboard;
 mod error;
 mod form;
@@ -41,14 +43,21 @@ pub fn routes() -> Router<AppState> {
         .route("/standard-webhooks", post(webhooks::standard))
         .route("/api-keys", get(api_keys::list).post(api_keys::create))
         .route("/api-keys/{id}/revoke", post(api_keys::revoke));
+    let project = Router::new()
+        .route("/bots", get(bots::list).post(bots::create))
+        .route("/bots/new", get(bots::new_form))
+        .route("/bots/{bot}", get(bot::page))
+        .route("/bots/{bot}/live", get(bot::live))
+        .route("/bots/{bot}/deliveries/{key}/resend", post(bot::resend))
+        .route("/dashboard", get(dashboard::show))
+        .nest("/settings", settings);
     Router::new()
         .route("/", get(home::index))
         .route("/login", get(login::show).post(login::submit))
         .route("/logout", post(login::sign_out))
         .route("/setup", get(setup::show).post(setup::submit))
         .route("/ui/assets/{name}", get(assets::serve))
-        .route("/projects/{project}/dashboard", get(dashboard::show))
-        .nest("/projects/{project}/settings", settings)
+        .nest("/projects/{project}", project)
         .layer(middleware::map_response(protect))
 }
 

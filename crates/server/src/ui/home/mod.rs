@@ -29,7 +29,7 @@ pub async fn index(State(state): State<AppState>, headers: HeaderMap) -> UiResul
     };
     let projects = state.store.user_projects(&user.user_id).await?;
     match projects.first() {
-        Some(p) => Ok(Redirect::to(&section_href(&p.id, Section::Webhooks)).into_response()),
+        Some(p) => Ok(Redirect::to(&section_href(&p.id, Section::Bots)).into_response()),
         None => render(&NoProject {
             email: &user.email,
             csrf: &user.csrf,
