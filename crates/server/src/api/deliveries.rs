@@ -58,7 +58,7 @@ fn detail(d: DeliveryDetail) -> Value {
     view
 }
 
-fn filter(params: &QueryParams) -> ApiResult<DeliveryFilter> {
+pub(crate) fn filter(params: &QueryParams) -> ApiResult<DeliveryFilter> {
     let status = params
         .get("status")
         .map(|s| {
@@ -130,7 +130,7 @@ pub struct BulkResendBody {
 }
 
 /// `since` as a full time with its offset, or a date (its midnight, UTC).
-fn parse_since(text: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_since(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(time) = DateTime::parse_from_rfc3339(text) {
         return Some(time.to_utc());
     }

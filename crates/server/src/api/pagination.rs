@@ -59,6 +59,18 @@ pub fn query_params(uri: &Uri) -> QueryParams {
 }
 
 impl QueryParams {
+    /// Parameters that are not in a URL (a posted form's fields), empty values left out as a
+    /// form's "any" choice sends them.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> QueryParams {
+        QueryParams(
+            pairs
+                .into_iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        )
+    }
+
     /// The last value of `key`.
     pub fn get(&self, key: &str) -> Option<&String> {
         self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
@@ -70,6 +82,20 @@ impl QueryParams {
             .iter()
             .filter(move |(k, _)| k == key)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// Without the parameters sent empty (a form's "any" choice).
+    pub fn without_empty(self) -> QueryParams {
+        QueryParams(self.0.into_iter().filter(|(_, v)| !v.is_empty()).collect())
+    }
+
+    /// The page asked for by `cursor`, `default_size` rows unless `page_size` says otherwise.
+    pub fn page_or(&self, default_size: u32) -> Result<PageRequest, ApiError> {
+        let mut page = self.page()?;
+        if self.get("page_size").is_none() {
+            page.limit = default_size;
+        }
+        Ok(page)
     }
 
     /// The page asked for by `cursor` and `page_size`.

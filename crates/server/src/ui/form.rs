@@ -37,6 +37,11 @@ impl Fields {
         self.get(name).unwrap_or("")
     }
 
+    /// Every field, in the order sent.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// Every value of `name` (ticked checkboxes).
     pub fn all(&self, name: &str) -> Vec<&str> {
         self.0

@@ -15,14 +15,16 @@ use super::session::Member;
 pub enum Section {
     Dashboard,
     Bots,
+    Deliveries,
     Webhooks,
     ApiKeys,
 }
 
 impl Section {
-    const ALL: [Section; 4] = [
+    const ALL: [Section; 5] = [
         Section::Dashboard,
         Section::Bots,
+        Section::Deliveries,
         Section::Webhooks,
         Section::ApiKeys,
     ];
@@ -31,6 +33,7 @@ impl Section {
         match self {
             Section::Dashboard => "Dashboard",
             Section::Bots => "Bots",
+            Section::Deliveries => "Deliveries",
             Section::Webhooks => "Settings · Webhooks",
             Section::ApiKeys => "Settings · API keys",
         }
@@ -40,6 +43,7 @@ impl Section {
         match self {
             Section::Dashboard => "dashboard",
             Section::Bots => "bots",
+            Section::Deliveries => "deliveries",
             Section::Webhooks => "settings/webhooks",
             Section::ApiKeys => "settings/api-keys",
         }
@@ -120,6 +124,7 @@ pub fn notice(code: Option<&str>) -> Option<&'static str> {
             "Signing secret rotated. The previous one keeps signing until its overlap ends."
         }
         "standard" => "Standard Webhooks setting saved.",
+        "resent-failed" => "Every failed delivery since then is being sent again.",
         "revoked" => "API key revoked. It stops working within 30 seconds.",
         "resent" => "Delivery queued again with a fresh attempt budget.",
         _ => return None,

@@ -7,6 +7,8 @@ mod assets;
 mod bot;
 mod bots;
 mod dashboard;
+mod deliveries;
+mod delivery_list;
 mod error;
 mod form;
 mod home;
@@ -50,6 +52,9 @@ pub fn routes() -> Router<AppState> {
         .route("/bots/{bot}/live", get(bot::live))
         .route("/bots/{bot}/deliveries/{key}/resend", post(bot::resend))
         .route("/dashboard", get(dashboard::show))
+        .route("/deliveries", get(deliveries::list))
+        .route("/deliveries/resend-failed", post(deliveries::resend_failed))
+        .route("/deliveries/{key}/resend", post(deliveries::resend))
         .nest("/settings", settings);
     Router::new()
         .route("/", get(home::index))

@@ -11,13 +11,12 @@ use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Response};
 use meetwire_core::record::RecordKind;
 use meetwire_core::time::now;
-use meetwire_store::{
-    Bot, DeliveryDetail, DeliveryFilter, DeliveryStatus, PageRequest, Store, StoredRecord,
-};
+use meetwire_store::{Bot, DeliveryFilter, DeliveryStatus, PageRequest, Store, StoredRecord};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::bots::{bot_href, state_badge};
+use super::delivery_list::{self, DeliveryRow, RowLinks};
 use super::error::{UiError, UiResult};
 use super::form::CsrfForm;
 use super::layout::{done, notice, render, when, Chrome, Section};
@@ -116,28 +115,6 @@ struct RecordRow {
     detail: String,
 }
 
-struct AttemptRow {
-    at: String,
-    duration_ms: i64,
-    outcome: String,
-    ok: bool,
-    response: String,
-}
-
-struct DeliveryRow {
-    key: String,
-    url: String,
-    trigger: &'static str,
-    status: &'static str,
-    badge: &'static str,
-    attempts: u32,
-    last_attempt: String,
-    succeeded: String,
-    resend_action: Option<String>,
-    payload: String,
-    tries: Vec<AttemptRow>,
-}
-
 #[derive(Template)]
 #[template(path = "bot/live.html")]
 struct Live {
@@ -196,56 +173,6 @@ fn record_row(tab: Tab, record: &StoredRecord) -> RecordRow {
         who,
         what,
         detail,
-    }
-}
-
-fn status_badge(status: DeliveryStatus) -> &'static str {
-    match status {
-        DeliveryStatus::Pending => "wait",
-        DeliveryStatus::Success => "ok",
-        DeliveryStatus::Failure => "bad",
-    }
-}
-
-fn delivery_row(project: &str, bot_id: &str, d: DeliveryDetail) -> DeliveryRow {
-    let s = d.summary;
-    let payload = serde_json::to_string_pretty(&d.payload).unwrap_or_default();
-    DeliveryRow {
-        resend_action: (s.status != DeliveryStatus::Pending).then(|| {
-            format!(
-                "{}/deliveries/{}/resend",
-                bot_href(project, bot_id),
-                s.idempotency_key
-            )
-        }),
-        url: s.url.unwrap_or_else(|| "(deleted webhook)".into()),
-        trigger: s.trigger.code(),
-        status: s.status.code(),
-        badge: status_badge(s.status),
-        attempts: s.attempts,
-        last_attempt: s.last_attempt_at.as_ref().map_or_else(String::new, when),
-        succeeded: s.succeeded_at.as_ref().map_or_else(String::new, when),
-        payload,
-        tries: d
-            .attempts
-            .into_iter()
-            .rev()
-            .map(|a| AttemptRow {
-                at: when(&a.attempted_at),
-                duration_ms: a.duration_ms,
-                ok: a.status_code.is_some_and(|c| (200..300).contains(&c)),
-                outcome: match (a.status_code, a.error_kind, a.error_message) {
-                    (Some(code), _, _) => format!("HTTP {code}"),
-                    (None, kind, message) => [kind, message]
-                        .into_iter()
-                        .flatten()
-                        .collect::<Vec<_>>()
-                        .join(": "),
-                },
-                response: a.response_body.unwrap_or_default(),
-            })
-            .collect(),
-        key: s.idempotency_key,
     }
 }
 
@@ -323,14 +250,13 @@ async fn live_fragment(
                 limit: DELIVERIES_PER_PAGE,
             };
             let page = store.list_deliveries(project, &filter, page).await?;
-            for summary in &page.items {
-                let detail = store
-                    .get_delivery(project, &summary.idempotency_key)
-                    .await?;
-                fragment
-                    .deliveries
-                    .push(delivery_row(project, &bot.id, detail));
-            }
+            let resend_base = format!("{}/deliveries", bot_href(project, &bot.id));
+            let links = RowLinks {
+                project,
+                resend_base: &resend_base,
+                show_bot: false,
+            };
+            fragment.deliveries = delivery_list::rows(store, &links, &page.items).await?;
             fragment.live |= page
                 .items
                 .iter()
