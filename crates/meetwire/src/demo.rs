@@ -13,11 +13,14 @@ use std::time::Duration;
 
 use clap::Args;
 use ipnet::{IpNet, Ipv4Net};
+use meetwire_core::ids::new_token;
 use meetwire_core::sealing::SealingKey;
 use meetwire_core::signing::WebhookSecret;
+use meetwire_core::time::now;
 use meetwire_core::trigger::Trigger;
 use meetwire_server::delivery::guard::AddressPolicy;
 use meetwire_server::delivery::DeliveryConfig;
+use meetwire_server::ui::password;
 use meetwire_server::{AppState, ServerConfig};
 use meetwire_store::sqlite::SqliteStore;
 use meetwire_store::{Store, StoreOptions};
@@ -46,6 +49,8 @@ pub enum DemoError {
     Store(#[from] meetwire_store::StoreError),
     #[error("cannot seal the webhook secret: {0}")]
     Seal(String),
+    #[error(transparent)]
+    Password(#[from] password::PasswordError),
     #[error("cannot listen on {addr}: {source} (--port 0 picks a free port)")]
     Bind {
         addr: SocketAddr,
@@ -75,7 +80,12 @@ const LOOPBACK: Ipv4Net = Ipv4Net::new_assert(Ipv4Addr::new(127, 0, 0, 0), 8);
 struct DemoProject {
     api_key: String,
     secret: WebhookSecret,
+    /// A one-time link that signs the browser in to the demo project's UI.
+    sign_in_link: String,
 }
+
+/// The demo project's only user, signed in through the printed link.
+const DEMO_EMAIL: &str = "demo@meetwire.localhost";
 
 /// The server's settings: loopback only, and webhooks may go to plain-http loopback URLs (the
 /// receiver), which a real deployment refuses by default.
@@ -106,9 +116,19 @@ async fn create_store(
         .seal(secret.as_bytes())
         .map_err(|e| DemoError::Seal(e.to_string()))?;
     let created = store.create_project("Demo project", sealed).await?;
+    // A user nobody signs in as with a password (its password is random and never shown):
+    // the demo signs in through a one-time link.
+    let password = password::hash(&new_token())?;
+    let user = store
+        .create_user(DEMO_EMAIL, &password, &created.project_id)
+        .await?;
+    let link = store
+        .create_sign_in_link(&user, now() + chrono::Duration::hours(1))
+        .await?;
     let project = DemoProject {
         api_key: created.api_key,
         secret,
+        sign_in_link: link,
     };
     Ok((store, project))
 }
@@ -176,6 +196,10 @@ fn print_header(
         "meetwire demo: a sandbox stand-up meeting whose webhooks go to a local receiver".into(),
         String::new(),
         format!("  server:          {base}"),
+        format!(
+            "  web UI:          {base}/login/link/{}  (one-time sign-in link, for an hour)",
+            project.sign_in_link
+        ),
         format!("  API key:         {}", project.api_key),
         format!("  webhook secret:  {}", project.secret.to_base64()),
         format!(

@@ -377,3 +377,64 @@ async fn another_projects_pages_and_objects_are_not_found() {
     let (_, still) = api.get(&format!("/api/v1/webhooks/{sub_id}")).await;
     assert_eq!(still["is_active"], true);
 }
+
+#[tokio::test]
+async fn demo_prints_a_sign_in_link_that_works_once() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let mut demo = Command::new(common::BIN)
+        .args(["demo", "--port", "0", "--speed", "50"])
+        .env("MEETWIRE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn demo");
+    let mut lines = BufReader::new(demo.stdout.take().unwrap()).lines();
+    let link = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.split_whitespace()
+                .find(|w| w.contains("/login/link/"))
+                .map(str::to_owned)
+        })
+        .expect("demo prints a sign-in link");
+    let (base, path) = link.split_at(link.find("/login").unwrap());
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let first = client.get(&link).send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::SEE_OTHER);
+    let cookie = first.headers()["set-cookie"].to_str().unwrap();
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let home = client
+        .get(format!("{base}/"))
+        .header("Cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    let bots = home.headers()["location"].to_str().unwrap().to_owned();
+    assert!(bots.ends_with("/bots"), "{bots}");
+    let page = client
+        .get(format!("{base}{bots}"))
+        .header("Cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("Demo project"));
+    let again = client.get(format!("{base}{path}")).send().await.unwrap();
+    assert_eq!(
+        again.status(),
+        StatusCode::BAD_REQUEST,
+        "the link works once"
+    );
+    // SIGTERM, so the demo removes its data directory.
+    Command::new("kill")
+        .args(["-TERM", &demo.id().to_string()])
+        .status()
+        .unwrap();
+    demo.wait().unwrap();
+}

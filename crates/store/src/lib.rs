@@ -82,6 +82,11 @@ pub trait Store: Send + Sync + 'static {
     async fn touch_session(&self, token: &str) -> Result<()>;
     /// Revokes a session: it is refused from now on, by every node.
     async fn revoke_session(&self, token: &str) -> Result<()>;
+    /// A one-time sign-in link's token for a user, valid until `expires_at`.
+    async fn create_sign_in_link(&self, user_id: &str, expires_at: Timestamp) -> Result<String>;
+    /// The user of a sign-in link, consuming it: a second use, or one after it expired, finds
+    /// nothing (decided in one statement, so two uses racing cannot both succeed).
+    async fn use_sign_in_link(&self, token: &str) -> Result<Option<String>>;
 
     /// Creates a bot (and, unless scheduled, its `join_requested` event) in one transaction.
     async fn create_bot(&self, project_id: &str, bot: NewBot) -> Result<Bot>;

@@ -59,6 +59,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(home::index))
         .route("/login", get(login::show).post(login::submit))
+        .route("/login/link/{token}", get(login::link))
         .route("/logout", post(login::sign_out))
         .route("/setup", get(setup::show).post(setup::submit))
         .route("/ui/assets/{name}", get(assets::serve))

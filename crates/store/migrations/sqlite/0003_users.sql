@@ -40,3 +40,11 @@ ALTER TABLE api_keys ADD COLUMN last_used_at INTEGER;
 UPDATE api_keys SET id = 'key_' || substr(key_hash, 1, 16);
 CREATE UNIQUE INDEX api_keys_id ON api_keys(id);
 CREATE INDEX api_keys_by_project ON api_keys(project_id, created_at);
+
+-- One-time sign-in links (the demo prints one): a link works once, before it expires.
+CREATE TABLE sign_in_links (
+    token_hash  TEXT PRIMARY KEY,
+    user_id     TEXT NOT NULL REFERENCES users(id),
+    expires_at  INTEGER NOT NULL,
+    used_at     INTEGER
+);

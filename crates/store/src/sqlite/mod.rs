@@ -295,6 +295,20 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn create_sign_in_link(&self, user_id: &str, expires_at: Timestamp) -> Result<String> {
+        self.full_write(users::create_sign_in_link(
+            &self.writer,
+            user_id,
+            expires_at.timestamp_micros(),
+        ))
+        .await
+    }
+
+    async fn use_sign_in_link(&self, token: &str) -> Result<Option<String>> {
+        self.full_write(users::use_sign_in_link(&self.writer, token))
+            .await
+    }
+
     async fn create_bot(&self, project_id: &str, bot: NewBot) -> Result<Bot> {
         let (bot, newest_seq) = self
             .full_write(bots::create(&self.writer, project_id, bot, &self.options))

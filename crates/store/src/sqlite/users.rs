@@ -216,3 +216,31 @@ pub(super) async fn revoke_session(pool: &SqlitePool, token: &str) -> Result<()>
         .await?;
     Ok(())
 }
+
+pub(super) async fn create_sign_in_link(
+    pool: &SqlitePool,
+    user_id: &str,
+    expires_at: i64,
+) -> Result<String> {
+    let token = new_token();
+    sqlx::query("INSERT INTO sign_in_links (token_hash, user_id, expires_at) VALUES (?, ?, ?)")
+        .bind(hash_credential(&token))
+        .bind(user_id)
+        .bind(expires_at)
+        .execute(pool)
+        .await?;
+    Ok(token)
+}
+
+pub(super) async fn use_sign_in_link(pool: &SqlitePool, token: &str) -> Result<Option<String>> {
+    let at = now().timestamp_micros();
+    Ok(sqlx::query_scalar(
+        "UPDATE sign_in_links SET used_at = ? \
+         WHERE token_hash = ? AND used_at IS NULL AND expires_at > ? RETURNING user_id",
+    )
+    .bind(at)
+    .bind(hash_credential(token))
+    .bind(at)
+    .fetch_optional(pool)
+    .await?)
+}

@@ -29,6 +29,8 @@ pub struct Label {
 pub struct Tick {
     pub x: String,
     pub text: String,
+    /// Where the label sits on its tick (the last one ends there, inside the drawing).
+    pub anchor: &'static str,
 }
 
 pub struct Timeline {
@@ -171,6 +173,7 @@ pub fn build(states: &[StoredRecord], people: &[StoredRecord], end: Timestamp) -
             Tick {
                 x: n(scale.x(&at)),
                 text: at.format("%H:%M:%S").to_string(),
+                anchor: if i == 4 { "end" } else { "middle" },
             }
         })
         .collect();

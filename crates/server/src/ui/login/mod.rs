@@ -3,7 +3,7 @@
 //! as long), and too many failures per account or address stop sign-in for a while.
 
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use meetwire_core::ids::new_token;
@@ -135,5 +135,21 @@ pub async fn sign_out(
         header::SET_COOKIE,
         set_cookie(&state, SESSION_COOKIE, "", 0),
     );
+    Ok(response)
+}
+
+/// `/login/link/{token}`: a one-time sign-in link (the demo prints one). It opens a session
+/// once; used again or after it expired, it says so and offers the sign-in form.
+pub async fn link(State(state): State<AppState>, Path(token): Path<String>) -> UiResult<Response> {
+    let Some(user_id) = state.store.use_sign_in_link(&token).await? else {
+        return Err(UiError::BadRequest(
+            "This sign-in link was already used or has expired. Sign in with your password.".into(),
+        ));
+    };
+    let session = state.store.create_session(&user_id).await?;
+    let mut response = Redirect::to("/").into_response();
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, session_cookie(&state, &session.token));
     Ok(response)
 }
