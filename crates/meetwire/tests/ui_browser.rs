@@ -132,14 +132,17 @@ impl Walk {
         element.text().await.unwrap()
     }
 
+    /// The page's visible text; read again if a navigation or a live refresh was under way.
     async fn body(&self) -> String {
-        self.c
-            .find(Locator::Css("body"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        for _ in 0..50 {
+            if let Ok(body) = self.c.find(Locator::Css("body")).await {
+                if let Ok(text) = body.text().await {
+                    return text;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the page has no body");
     }
 
     async fn path(&self) -> String {
@@ -332,6 +335,17 @@ async fn a_user_walks_through_the_ui_in_a_real_browser() {
     assert_eq!(same, json!(true));
     w.shot("06-failing-receiver").await;
 
+    // The dashboard names the failing endpoint and draws the attempts.
+    w.click_link("Dashboard").await;
+    let dashboard = w.wait_for("Failing endpoints").await;
+    assert!(dashboard.contains(&receiver.url()), "{dashboard}");
+    assert!(dashboard.contains("HTTP 503"), "{dashboard}");
+    w.c.find(Locator::Css("#attempts-chart rect.bad"))
+        .await
+        .expect("failed attempts drawn in the chart");
+    w.shot("06b-dashboard").await;
+    w.goto(&bot_page).await;
+
     // The receiver is back and the meeting ends: once nothing is pending the page stops
     // updating, and a failed delivery is resent.
     receiver.set_script(always(Reply::ok().body("back again")));
@@ -365,6 +379,27 @@ async fn a_user_walks_through_the_ui_in_a_real_browser() {
     }
     w.goto(&format!("{bot_page}?tab=transcript")).await;
     w.shot("07-bot-transcript").await;
+
+    // The project's Deliveries, filtered to the failed ones.
+    w.click_link("Deliveries").await;
+    w.c.find(Locator::Css("#status"))
+        .await
+        .unwrap()
+        .select_by_value("failure")
+        .await
+        .unwrap();
+    w.click("form.filters button[type=submit]").await;
+    w.wait_path(|p| p.ends_with("/deliveries")).await;
+    w.wait_for("Resend failed").await;
+    let badges =
+        w.c.find_all(Locator::Css("li.delivery .delivery-head .badge"))
+            .await
+            .unwrap();
+    assert!(!badges.is_empty(), "the failed deliveries are listed");
+    for badge in badges {
+        assert_eq!(badge.text().await.unwrap(), "failure");
+    }
+    w.shot("07b-deliveries").await;
 
     // Rotate the signing secret.
     w.click_link("Settings · Webhooks").await;
