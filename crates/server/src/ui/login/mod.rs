@@ -36,9 +36,18 @@ pub struct LoginQuery {
 }
 
 /// Where to go after signing in: a path on this site only (never `//host` or a full URL).
+/// Control characters are refused too: browsers drop tabs and newlines from a URL, so
+/// `/\t/evil.example` would become `//evil.example`.
 pub fn safe_next(next: Option<&str>) -> &str {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n,
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(char::is_control) =>
+        {
+            n
+        }
         _ => "/",
     }
 }
@@ -152,4 +161,29 @@ pub async fn link(State(state): State<AppState>, Path(token): Path<String>) -> U
         .headers_mut()
         .append(header::SET_COOKIE, session_cookie(&state, &session.token));
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn only_paths_on_this_site_are_followed_after_sign_in() {
+        assert_eq!(
+            safe_next(Some("/projects/p/bots?tab=x")),
+            "/projects/p/bots?tab=x"
+        );
+        for bad in [
+            "//evil.example/",
+            "/\\evil.example",
+            "https://evil.example/",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\n/evil.example",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
 }
