@@ -30,12 +30,18 @@ impl AddressPolicy {
     /// them would dodge the duplicate check while reaching the same endpoint. (Only new URLs:
     /// one stored before this rule still delivers.)
     pub fn check_new_url(&self, url: &str) -> Result<url::Url, String> {
-        let parsed = self.check_url(url)?;
+        self.check_new_url_as(url, "webhook URL")
+    }
+
+    /// [`AddressPolicy::check_new_url`] for another kind of URL (a calendar feed), named so
+    /// in its messages.
+    pub fn check_new_url_as(&self, url: &str, noun: &str) -> Result<url::Url, String> {
+        let parsed = self.check_url_as(url, noun)?;
         if url
             .chars()
             .any(|c| c.is_ascii_whitespace() || c.is_ascii_control())
         {
-            return Err(format!("Invalid webhook URL: {url}"));
+            return Err(format!("Invalid {noun}: {url}"));
         }
         Ok(parsed)
     }
@@ -45,22 +51,38 @@ impl AddressPolicy {
     /// before parsing: `HTTPS://…`, `https:host` and text that is no URL at all get the scheme
     /// message.
     pub fn check_url(&self, url: &str) -> Result<url::Url, String> {
+        self.check_url_as(url, "webhook URL")
+    }
+
+    /// [`AddressPolicy::check_url`] for another kind of URL, named so in its messages.
+    pub fn check_url_as(&self, url: &str, noun: &str) -> Result<url::Url, String> {
         let allowed_prefix =
             url.starts_with("https://") || (self.allow_http && url.starts_with("http://"));
         if !allowed_prefix {
-            return Err("webhook URL must start with https://".into());
+            return Err(format!("{noun} must start with https://"));
         }
-        let parsed = url::Url::parse(url).map_err(|_| format!("Invalid webhook URL: {url}"))?;
+        let parsed = url::Url::parse(url).map_err(|_| format!("Invalid {noun}: {url}"))?;
         if parsed.host_str().is_none_or(str::is_empty) {
-            return Err(format!("Invalid webhook URL: {url}"));
+            return Err(format!("Invalid {noun}: {url}"));
         }
         if !parsed.username().is_empty() || parsed.password().is_some() {
-            return Err("webhook URL must not contain credentials".into());
+            return Err(format!("{noun} must not contain credentials"));
         }
         if url.len() > 2048 {
-            return Err("webhook URL must be at most 2048 characters".into());
+            return Err(format!("{noun} must be at most 2048 characters"));
         }
         Ok(parsed)
+    }
+
+    /// The host of `url` when it is an IP literal the policy refuses. A literal is never
+    /// resolved, so the guarded resolver never sees it: its check is made with this.
+    pub fn refused_literal(&self, url: &url::Url) -> Option<IpAddr> {
+        let literal = match url.host() {
+            Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
+            Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
+            _ => return None,
+        };
+        (!self.permits(literal)).then_some(literal)
     }
 }
 

@@ -88,13 +88,7 @@ impl Sender {
             Ok(parsed) => parsed,
             Err(message) => return Attempt::failed(FailureKind::InvalidUrl, message, started),
         };
-        // An IP literal is never resolved, so the resolver's check is made here.
-        let literal = match parsed.host() {
-            Some(url::Host::Ipv4(v4)) => Some(std::net::IpAddr::V4(v4)),
-            Some(url::Host::Ipv6(v6)) => Some(std::net::IpAddr::V6(v6)),
-            _ => None,
-        };
-        if let Some(ip) = literal.filter(|ip| !self.policy.permits(*ip)) {
+        if let Some(ip) = self.policy.refused_literal(&parsed) {
             let message = format!("{ip} is not an allowed webhook address");
             return Attempt::failed(FailureKind::BlockedAddress, message, started);
         }
