@@ -86,6 +86,9 @@ pub struct ServeArgs {
     /// Seconds between scheduler passes when nothing wakes them (default 1).
     #[arg(long, env = "MEETWIRE_POLL_INTERVAL")]
     pub poll_interval: Option<f64>,
+    /// Seconds between syncs of each connected calendar (default 300).
+    #[arg(long, env = "MEETWIRE_CALENDAR_SYNC_INTERVAL")]
+    pub calendar_sync_interval: Option<f64>,
     /// Run the built-in sandbox runner on this node (default true).
     #[arg(long, env = "MEETWIRE_SANDBOX_RUNNER", value_parser = BoolishValueParser::new())]
     pub sandbox_runner: Option<bool>,

@@ -48,6 +48,7 @@ struct FileConfig {
     body_limit: Option<usize>,
     heartbeat_timeout: Option<f64>,
     poll_interval: Option<f64>,
+    calendar_sync_interval: Option<f64>,
     sandbox_runner: Option<bool>,
     retry_schedule: Option<ScheduleText>,
     webhook_timeout: Option<f64>,
@@ -333,6 +334,11 @@ pub fn serve_settings(
             defaults.heartbeat_timeout,
         )?,
         poll_interval,
+        calendar_sync_interval: seconds(
+            "calendar_sync_interval",
+            args.calendar_sync_interval.or(file.calendar_sync_interval),
+            defaults.calendar_sync_interval,
+        )?,
         sandbox_runner: args
             .sandbox_runner
             .or(file.sandbox_runner)

@@ -27,7 +27,7 @@ use crate::delivery::keys::KeyCache;
 use crate::delivery::Dispatcher;
 use crate::metrics::Metrics;
 use crate::ui::throttle::SignInThrottle;
-use crate::{api, connections, runner_api, sandbox, scheduler, ui};
+use crate::{api, calendar, connections, runner_api, sandbox, scheduler, ui};
 
 /// What every handler and task shares.
 #[derive(Clone)]
@@ -43,6 +43,8 @@ pub struct AppState {
     pub runner_tokens: Arc<CredentialCache>,
     /// Wakes the sandbox runner when a bot may have become claimable.
     pub runner_wake: Arc<Notify>,
+    /// Wakes the calendar sync loop when a calendar's sync was asked for.
+    pub calendar_wake: Arc<Notify>,
     /// Failed UI sign-ins, to slow down guessing.
     pub sign_ins: Arc<SignInThrottle>,
 }
@@ -59,6 +61,7 @@ impl AppState {
             api_keys: Arc::default(),
             runner_tokens: Arc::default(),
             runner_wake: Arc::new(Notify::new()),
+            calendar_wake: Arc::new(Notify::new()),
             sign_ins: Arc::default(),
         }
     }
@@ -224,6 +227,7 @@ pub async fn serve(
         tasks.spawn(sandbox::run(state.clone(), stop_rx.clone()));
     }
     tasks.spawn(scheduler::run(state.clone(), stop_rx.clone()));
+    tasks.spawn(calendar::sync::run(state.clone(), stop_rx.clone()));
     let (dispatcher, writer) = Dispatcher::start(
         state.store.clone(),
         state.keys.clone(),

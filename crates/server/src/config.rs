@@ -17,6 +17,8 @@ pub struct ServerConfig {
     pub poll_interval: Duration,
     /// How long before `join_at` a scheduled bot becomes `staged`.
     pub stage_lead: Duration,
+    /// How often each connected calendar is synced.
+    pub calendar_sync_interval: Duration,
     /// Whether this node runs the built-in sandbox runner.
     pub sandbox_runner: bool,
     pub delivery: DeliveryConfig,
@@ -34,6 +36,7 @@ impl Default for ServerConfig {
             heartbeat_timeout: Duration::from_secs(60),
             poll_interval: Duration::from_secs(1),
             stage_lead: Duration::from_secs(60),
+            calendar_sync_interval: Duration::from_secs(300),
             sandbox_runner: true,
             delivery: DeliveryConfig::default(),
             secure_cookies: false,

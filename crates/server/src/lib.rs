@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod app;
+pub mod calendar;
 pub mod config;
 pub mod connections;
 pub mod delivery;

@@ -216,4 +216,43 @@ pub trait Store: Send + Sync + 'static {
         project_id: &str,
         now: Timestamp,
     ) -> Result<DeliveryDashboard>;
+
+    /// Creates a calendar, due for its first sync at once; a deduplication key already used
+    /// in the project is a conflict naming it.
+    async fn create_calendar(&self, project_id: &str, new: NewCalendar) -> Result<Calendar>;
+    async fn get_calendar(&self, project_id: &str, id: &str) -> Result<Calendar>;
+    async fn list_calendars(
+        &self,
+        project_id: &str,
+        filter: &CalendarFilter,
+        page: PageRequest,
+    ) -> Result<Page<Calendar>>;
+    /// New credentials make the next sync due at once and start it from scratch.
+    async fn patch_calendar(
+        &self,
+        project_id: &str,
+        id: &str,
+        patch: CalendarPatch,
+    ) -> Result<Calendar>;
+    /// Deletes the calendar and its events; their deliveries stay in the log.
+    async fn delete_calendar(&self, project_id: &str, id: &str) -> Result<()>;
+    /// Makes the calendar's next sync due now.
+    async fn request_calendar_sync(&self, project_id: &str, id: &str) -> Result<Calendar>;
+    /// Claims the calendar whose sync has been due longest until `lease_until`, unless a live
+    /// claim holds it: one process at a time syncs a calendar.
+    async fn claim_calendar_sync(&self, lease_until: Timestamp) -> Result<Option<CalendarToSync>>;
+    /// Stores a claimed sync's outcome in one transaction with the webhooks it owes (nothing
+    /// if the claim was lost meanwhile); the next sync is due at `next_sync_at`.
+    async fn finish_calendar_sync(
+        &self,
+        claimed: &CalendarToSync,
+        outcome: &SyncOutcome,
+        next_sync_at: Timestamp,
+    ) -> Result<SyncReport>;
+    async fn list_calendar_events(
+        &self,
+        project_id: &str,
+        filter: &CalendarEventFilter,
+        page: PageRequest,
+    ) -> Result<Page<CalendarEvent>>;
 }

@@ -409,3 +409,118 @@ impl DeliveryDashboard {
     /// backlog does not make the page slow.
     pub const PENDING_COUNT_CAP: i64 = 10_000;
 }
+
+/// A calendar as the API shows it (its credentials are never read back out through this).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Calendar {
+    pub id: String,
+    pub project_id: String,
+    pub platform: meetwire_core::calendar::Platform,
+    pub deduplication_key: Option<String>,
+    pub metadata: Map<String, Value>,
+    pub state: meetwire_core::calendar::CalendarState,
+    /// Why it is disconnected, and since when.
+    pub connection_failure: Option<(String, Timestamp)>,
+    pub last_successful_sync_at: Option<Timestamp>,
+    pub last_attempted_sync_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewCalendar {
+    pub platform: meetwire_core::calendar::Platform,
+    /// The provider credentials, sealed by the caller.
+    pub sealed_credentials: Vec<u8>,
+    pub deduplication_key: Option<String>,
+    pub metadata: Map<String, Value>,
+}
+
+/// What a PATCH may change; new credentials reconnect a disconnected calendar at its next
+/// sync, which is made due at once.
+#[derive(Debug, Clone, Default)]
+pub struct CalendarPatch {
+    pub sealed_credentials: Option<Vec<u8>>,
+    pub metadata: Option<Map<String, Value>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CalendarFilter {
+    pub deduplication_key: Option<String>,
+}
+
+/// A calendar claimed for one sync.
+#[derive(Debug, Clone)]
+pub struct CalendarToSync {
+    pub calendar: Calendar,
+    pub sealed_credentials: Vec<u8>,
+    /// The provider's incremental sync token from the last good sync, if it gave one.
+    pub sync_token: Option<String>,
+    pub claim_token: String,
+}
+
+/// An event as a provider reported it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncedEvent {
+    /// The provider's id, unique within the calendar.
+    pub provider_id: String,
+    pub start_time: Timestamp,
+    pub end_time: Timestamp,
+    pub name: Option<String>,
+    pub meeting_url: Option<String>,
+    pub attendees: Value,
+    pub ical_uid: Option<String>,
+    pub raw: Value,
+}
+
+/// How a sync ended.
+#[derive(Debug, Clone)]
+pub enum SyncOutcome {
+    /// The provider answered: these events exist now, these were deleted. With `complete`
+    /// the list is the whole calendar and every stored event not in it is deleted.
+    Synced {
+        events: Vec<SyncedEvent>,
+        deleted: Vec<String>,
+        complete: bool,
+        sync_token: Option<String>,
+    },
+    /// The credentials no longer work: the calendar is disconnected until they change.
+    AuthFailed(String),
+    /// Throttled, unreachable or a server error: try again later, state unchanged.
+    Transient(String),
+}
+
+/// What one sync changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SyncReport {
+    pub created: usize,
+    pub updated: usize,
+    pub deleted: usize,
+    pub state_changed: bool,
+}
+
+/// A calendar event as the API shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalendarEvent {
+    pub id: String,
+    pub calendar_id: String,
+    pub start_time: Timestamp,
+    pub end_time: Timestamp,
+    pub name: Option<String>,
+    pub meeting_url: Option<String>,
+    pub attendees: Value,
+    pub is_deleted: bool,
+    pub ical_uid: Option<String>,
+    pub raw: Value,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CalendarEventFilter {
+    pub calendar_id: Option<String>,
+    pub calendar_deduplication_key: Option<String>,
+    pub updated_after: Option<Timestamp>,
+    pub start_time_gte: Option<Timestamp>,
+    pub end_time_lte: Option<Timestamp>,
+}

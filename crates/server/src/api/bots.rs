@@ -57,7 +57,7 @@ pub struct PatchBotBody {
 }
 
 /// `metadata` must be an object of strings (Attendee's rule).
-fn metadata(value: Option<Value>) -> ApiResult<Option<Map<String, Value>>> {
+pub(crate) fn metadata(value: Option<Value>) -> ApiResult<Option<Map<String, Value>>> {
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(map)) if map.values().all(Value::is_string) => Ok(Some(map)),

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod bots;
+pub mod calendars;
 pub mod credentials_cache;
 pub mod deliveries;
 pub mod error;
@@ -32,6 +33,15 @@ pub fn routes() -> Router<AppState> {
             get(bots::participant_events),
         )
         .route("/bots/{id}/logs", get(bots::logs))
+        .route("/calendars", get(calendars::list).post(calendars::create))
+        .route(
+            "/calendars/{id}",
+            get(calendars::get)
+                .patch(calendars::patch)
+                .delete(calendars::delete),
+        )
+        .route("/calendars/{id}/sync", post(calendars::sync))
+        .route("/calendar_events", get(calendars::events))
         .route("/webhooks", get(webhooks::list).post(webhooks::create))
         .route(
             "/webhooks/{id}",

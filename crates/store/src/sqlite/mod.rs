@@ -7,6 +7,7 @@
 //! when another process (an admin command) writes to the same file.
 
 mod bots;
+mod calendars;
 mod checkpoint;
 mod committer;
 mod credentials;
@@ -30,7 +31,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use meetwire_core::record::RecordKind;
-use meetwire_core::time::Timestamp;
+use meetwire_core::time::{now, Timestamp};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 use tokio::sync::Notify;
@@ -564,6 +565,82 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<DeliveryDashboard> {
         dashboard::dashboard(&self.reader, project_id, now).await
+    }
+
+    async fn create_calendar(&self, project_id: &str, new: NewCalendar) -> Result<Calendar> {
+        self.full_write(calendars::create(&self.writer, project_id, new, now()))
+            .await
+    }
+
+    async fn get_calendar(&self, project_id: &str, id: &str) -> Result<Calendar> {
+        calendars::get(&self.reader, project_id, id).await
+    }
+
+    async fn list_calendars(
+        &self,
+        project_id: &str,
+        filter: &CalendarFilter,
+        page: PageRequest,
+    ) -> Result<Page<Calendar>> {
+        calendars::list(&self.reader, project_id, filter, page).await
+    }
+
+    async fn patch_calendar(
+        &self,
+        project_id: &str,
+        id: &str,
+        patch: CalendarPatch,
+    ) -> Result<Calendar> {
+        self.full_write(calendars::patch(&self.writer, project_id, id, patch, now()))
+            .await
+    }
+
+    async fn delete_calendar(&self, project_id: &str, id: &str) -> Result<()> {
+        self.full_write(calendars::delete(&self.writer, project_id, id))
+            .await
+    }
+
+    async fn request_calendar_sync(&self, project_id: &str, id: &str) -> Result<Calendar> {
+        self.full_write(calendars::request_sync(&self.writer, project_id, id, now()))
+            .await
+    }
+
+    async fn claim_calendar_sync(&self, lease_until: Timestamp) -> Result<Option<CalendarToSync>> {
+        self.full_write(calendars::claim(&self.writer, now(), lease_until))
+            .await
+    }
+
+    async fn finish_calendar_sync(
+        &self,
+        claimed: &CalendarToSync,
+        outcome: &SyncOutcome,
+        next_sync_at: Timestamp,
+    ) -> Result<SyncReport> {
+        let (report, newest_seq) = self
+            .full_write(calendars::finish(
+                &self.writer,
+                claimed,
+                outcome,
+                now(),
+                next_sync_at,
+                &self.options,
+            ))
+            .await?;
+        if let Some(seq) = newest_seq {
+            // Committed at `synchronous = FULL`: its rows need no fsync of the syncer's.
+            self.wake.syncer.note_durable(seq);
+            self.wake.owed.notify_one();
+        }
+        Ok(report)
+    }
+
+    async fn list_calendar_events(
+        &self,
+        project_id: &str,
+        filter: &CalendarEventFilter,
+        page: PageRequest,
+    ) -> Result<Page<CalendarEvent>> {
+        calendars::list_events(&self.reader, project_id, filter, page).await
     }
 }
 

@@ -1,0 +1,276 @@
+//! `/api/v1/calendars…` and `/api/v1/calendar_events`: connect a calendar (its credentials
+//! sealed at rest and never shown again), read its state and events, sync it now. iCalendar
+//! feeds are served; `google` and `microsoft` are refused with a message until their clients
+//! exist.
+
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use chrono::DateTime;
+use meetwire_core::calendar::{CalendarStatus, Platform};
+use meetwire_core::time::{rest_timestamp, Timestamp};
+use meetwire_store::{
+    Calendar, CalendarEvent, CalendarEventFilter, CalendarFilter, CalendarPatch, NewCalendar,
+    StoreError,
+};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::Project;
+use super::bots::metadata;
+use super::error::{ApiError, ApiResult};
+use super::json::ApiJson;
+use super::pagination::{page_body, query_params, PageBody, QueryParams};
+use super::path::ApiPath;
+use crate::app::AppState;
+use crate::calendar::Credentials;
+
+/// Every credential field any platform takes, so one a platform does not take is named.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    platform: String,
+    #[serde(default)]
+    ical_url: Option<String>,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    client_secret: Option<String>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    deduplication_key: Option<String>,
+    #[serde(default)]
+    metadata: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchBody {
+    #[serde(default)]
+    ical_url: Option<String>,
+    #[serde(default)]
+    metadata: Option<Value>,
+}
+
+pub fn view(c: &Calendar) -> Value {
+    let status = CalendarStatus::new(
+        c.state,
+        c.connection_failure
+            .as_ref()
+            .map(|(e, at)| (e.as_str(), at)),
+        c.last_successful_sync_at.as_ref(),
+        c.last_attempted_sync_at.as_ref(),
+    );
+    json!({
+        "id": c.id,
+        "platform": c.platform.code(),
+        "deduplication_key": c.deduplication_key,
+        "metadata": c.metadata,
+        "state": status.state,
+        "connection_failure_data": status.connection_failure_data,
+        "last_successful_sync_at": status.last_successful_sync_at,
+        "last_attempted_sync_at": status.last_attempted_sync_at,
+        "created_at": rest_timestamp(&c.created_at),
+        "updated_at": rest_timestamp(&c.updated_at),
+    })
+}
+
+fn event_view(e: &CalendarEvent) -> Value {
+    json!({
+        "id": e.id,
+        "calendar_id": e.calendar_id,
+        "start_time": rest_timestamp(&e.start_time),
+        "end_time": rest_timestamp(&e.end_time),
+        "name": e.name,
+        "meeting_url": e.meeting_url,
+        "attendees": e.attendees,
+        "is_deleted": e.is_deleted,
+        "ical_uid": e.ical_uid,
+        "raw": e.raw,
+        "created_at": rest_timestamp(&e.created_at),
+        "updated_at": rest_timestamp(&e.updated_at),
+    })
+}
+
+/// A feed URL under the webhook destinations' rules, named as the field it came in.
+fn ical_url(state: &AppState, url: &str) -> ApiResult<String> {
+    state
+        .config
+        .delivery
+        .policy
+        .check_new_url_as(url, "ical_url")
+        .map_err(ApiError::BadRequest)?;
+    Ok(url.to_owned())
+}
+
+/// The credentials a create names, checked against what its platform takes.
+fn credentials(state: &AppState, body: &CreateBody) -> ApiResult<Credentials> {
+    let platform: Platform = body
+        .platform
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("Invalid platform: {}", body.platform)))?;
+    match platform {
+        Platform::Ical => {
+            let oauth = [
+                ("client_id", &body.client_id),
+                ("client_secret", &body.client_secret),
+                ("refresh_token", &body.refresh_token),
+            ];
+            if let Some((name, _)) = oauth.iter().find(|(_, v)| v.is_some()) {
+                return Err(ApiError::BadRequest(format!(
+                    "{name} is not a credential of an ical calendar"
+                )));
+            }
+            let url = body
+                .ical_url
+                .as_deref()
+                .ok_or_else(|| ApiError::BadRequest("ical_url is required".into()))?;
+            Ok(Credentials::Ical {
+                ical_url: ical_url(state, url)?,
+            })
+        }
+        Platform::Google | Platform::Microsoft => Err(ApiError::BadRequest(format!(
+            "platform {} is not supported by this server yet; use an iCalendar feed (platform ical)",
+            platform.code()
+        ))),
+    }
+}
+
+fn seal(state: &AppState, credentials: &Credentials) -> ApiResult<Vec<u8>> {
+    credentials.seal(&state.sealing).map_err(|e| {
+        tracing::error!(error = %e, "cannot seal calendar credentials");
+        ApiError::Internal
+    })
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Project(project): Project,
+    ApiJson(body): ApiJson<CreateBody>,
+) -> ApiResult<impl IntoResponse> {
+    let credentials = credentials(&state, &body)?;
+    let new = NewCalendar {
+        platform: credentials.platform(),
+        sealed_credentials: seal(&state, &credentials)?,
+        deduplication_key: body.deduplication_key,
+        metadata: metadata(body.metadata)?.unwrap_or_default(),
+    };
+    let calendar = match state.store.create_calendar(&project, new).await {
+        Err(StoreError::Conflict(message)) => return Err(ApiError::BadRequest(message)),
+        other => other?,
+    };
+    state.calendar_wake.notify_one();
+    Ok((StatusCode::CREATED, Json(view(&calendar))))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Project(project): Project,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> ApiResult<Json<PageBody<Value>>> {
+    let params = query_params(&uri);
+    let filter = CalendarFilter {
+        deduplication_key: params.get("deduplication_key").cloned(),
+    };
+    let page = state
+        .store
+        .list_calendars(&project, &filter, params.page()?)
+        .await?;
+    Ok(Json(page_body(page, &uri, &headers, |c| view(&c))))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Project(project): Project,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(view(&state.store.get_calendar(&project, &id).await?)))
+}
+
+pub async fn patch(
+    State(state): State<AppState>,
+    Project(project): Project,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<PatchBody>,
+) -> ApiResult<Json<Value>> {
+    let current = state.store.get_calendar(&project, &id).await?;
+    let sealed_credentials = match (&body.ical_url, current.platform) {
+        (None, _) => None,
+        (Some(url), Platform::Ical) => Some(seal(
+            &state,
+            &Credentials::Ical {
+                ical_url: ical_url(&state, url)?,
+            },
+        )?),
+        (Some(_), platform) => {
+            return Err(ApiError::BadRequest(format!(
+                "ical_url is not a credential of a {} calendar",
+                platform.code()
+            )))
+        }
+    };
+    let patch = CalendarPatch {
+        metadata: metadata(body.metadata)?,
+        sealed_credentials,
+    };
+    let calendar = state.store.patch_calendar(&project, &id, patch).await?;
+    state.calendar_wake.notify_one();
+    Ok(Json(view(&calendar)))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Project(project): Project,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    state.store.delete_calendar(&project, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Queues a sync now; answers once it is queued (the sync itself runs in the background).
+pub async fn sync(
+    State(state): State<AppState>,
+    Project(project): Project,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let calendar = state.store.request_calendar_sync(&project, &id).await?;
+    state.calendar_wake.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(view(&calendar))))
+}
+
+fn time_param(params: &QueryParams, name: &str) -> ApiResult<Option<Timestamp>> {
+    params
+        .get(name)
+        .map(|text| {
+            DateTime::parse_from_rfc3339(text)
+                .map(|t| t.to_utc())
+                .map_err(|_| {
+                    ApiError::BadRequest(format!("{name} is not an ISO 8601 time: {text}"))
+                })
+        })
+        .transpose()
+}
+
+pub async fn events(
+    State(state): State<AppState>,
+    Project(project): Project,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> ApiResult<Json<PageBody<Value>>> {
+    let params = query_params(&uri);
+    let filter = CalendarEventFilter {
+        calendar_id: params.get("calendar_id").cloned(),
+        calendar_deduplication_key: params.get("calendar_deduplication_key").cloned(),
+        updated_after: time_param(&params, "updated_after")?,
+        start_time_gte: time_param(&params, "start_time_gte")?,
+        end_time_lte: time_param(&params, "end_time_lte")?,
+    };
+    let page = state
+        .store
+        .list_calendar_events(&project, &filter, params.page()?)
+        .await?;
+    Ok(Json(page_body(page, &uri, &headers, |e| event_view(&e))))
+}

@@ -1,0 +1,37 @@
+//! Calendars: what a calendar's sealed credentials hold, fetching its events from the
+//! provider, and the loop that syncs due calendars and stores each result with the webhooks it
+//! owes. iCalendar feeds are the provider built so far; Google and Microsoft are refused by the
+//! API until their clients exist.
+
+pub mod feed;
+pub mod ical;
+pub mod sync;
+
+use meetwire_core::calendar::Platform;
+use meetwire_core::sealing::SealingKey;
+use serde::{Deserialize, Serialize};
+
+/// What a calendar needs to read its provider, stored sealed (never returned by the API).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "platform", rename_all = "snake_case")]
+pub enum Credentials {
+    Ical { ical_url: String },
+}
+
+impl Credentials {
+    pub fn platform(&self) -> Platform {
+        match self {
+            Credentials::Ical { .. } => Platform::Ical,
+        }
+    }
+
+    pub fn seal(&self, key: &SealingKey) -> Result<Vec<u8>, String> {
+        let text = serde_json::to_vec(self).map_err(|e| e.to_string())?;
+        key.seal(&text).map_err(|e| e.to_string())
+    }
+
+    pub fn open(sealed: &[u8], key: &SealingKey) -> Result<Credentials, String> {
+        let text = key.open(sealed).map_err(|e| e.to_string())?;
+        serde_json::from_slice(&text).map_err(|e| e.to_string())
+    }
+}

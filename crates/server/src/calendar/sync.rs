@@ -1,0 +1,121 @@
+//! The calendar sync loop: claims the calendar whose sync has been due longest (a lease in the
+//! database, so several processes on one database never sync a calendar twice at once), reads
+//! its provider, and stores the result with its webhooks in one transaction. A provider that
+//! refuses the credentials disconnects the calendar; throttling and server errors only delay
+//! the next try.
+
+use std::time::Duration;
+
+use chrono::Duration as Span;
+use meetwire_core::time::{now, Timestamp};
+use meetwire_store::{CalendarToSync, SyncOutcome};
+use tokio::sync::watch;
+
+use super::feed::{FeedClient, FetchError};
+use super::ical::{events_in, Window};
+use super::Credentials;
+use crate::app::AppState;
+
+/// How long one sync may take before another process may claim the calendar again.
+const LEASE: Span = Span::minutes(5);
+/// The wait before trying again after a transient failure (at most the sync interval).
+const RETRY_AFTER_TRANSIENT: Span = Span::seconds(60);
+/// A disconnected calendar is tried again this rarely; new credentials or a sync request try
+/// it at once.
+const RETRY_DISCONNECTED: Span = Span::hours(24);
+/// The events kept: from a day ago to four weeks ahead.
+const WINDOW_BEFORE: Span = Span::days(1);
+const WINDOW_AFTER: Span = Span::days(28);
+
+pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
+    let client = match FeedClient::new(state.config.delivery.policy.clone().into()) {
+        Ok(client) => client,
+        Err(e) => {
+            tracing::error!(error = %e, "calendar sync cannot start its HTTP client");
+            return;
+        }
+    };
+    loop {
+        match state.store.claim_calendar_sync(now() + LEASE).await {
+            Ok(Some(claimed)) => {
+                sync_one(&state, &client, claimed).await;
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot claim a calendar to sync"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(state.config.poll_interval) => {}
+            _ = state.calendar_wake.notified() => {}
+            _ = stop.wait_for(|stopping| *stopping) => return,
+        }
+    }
+}
+
+/// What the provider says now.
+async fn read_provider(
+    state: &AppState,
+    client: &FeedClient,
+    claimed: &CalendarToSync,
+) -> SyncOutcome {
+    let credentials = match Credentials::open(&claimed.sealed_credentials, &state.sealing) {
+        Ok(credentials) => credentials,
+        Err(e) => return SyncOutcome::Transient(format!("credentials cannot be opened: {e}")),
+    };
+    match credentials {
+        Credentials::Ical { ical_url } => {
+            let at = now();
+            let window = Window {
+                start: at - WINDOW_BEFORE,
+                end: at + WINDOW_AFTER,
+            };
+            match client.fetch(&ical_url).await {
+                Ok(text) => match events_in(&text, window) {
+                    Ok(events) => SyncOutcome::Synced {
+                        events,
+                        deleted: Vec::new(),
+                        complete: true,
+                        sync_token: None,
+                    },
+                    Err(e) => SyncOutcome::AuthFailed(e.to_string()),
+                },
+                Err(FetchError::Refused(reason)) => SyncOutcome::AuthFailed(reason),
+                Err(FetchError::Transient(reason)) => SyncOutcome::Transient(reason),
+            }
+        }
+    }
+}
+
+fn next_sync(state: &AppState, outcome: &SyncOutcome, at: Timestamp) -> Timestamp {
+    let interval = Span::from_std(state.config.calendar_sync_interval).unwrap_or(Span::minutes(5));
+    at + match outcome {
+        SyncOutcome::Synced { .. } => interval,
+        SyncOutcome::AuthFailed(_) => RETRY_DISCONNECTED,
+        SyncOutcome::Transient(_) => RETRY_AFTER_TRANSIENT.min(interval),
+    }
+}
+
+async fn sync_one(state: &AppState, client: &FeedClient, claimed: CalendarToSync) {
+    let outcome = read_provider(state, client, &claimed).await;
+    if let SyncOutcome::Transient(reason) | SyncOutcome::AuthFailed(reason) = &outcome {
+        tracing::info!(calendar = %claimed.calendar.id, reason = %reason, "calendar sync failed");
+    }
+    let next = next_sync(state, &outcome, now());
+    // The result is retried while the claim lasts: losing it would only mean syncing again.
+    for pause in [0u64, 100, 500, 2_000] {
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        match state
+            .store
+            .finish_calendar_sync(&claimed, &outcome, next)
+            .await
+        {
+            Ok(report) => {
+                tracing::debug!(calendar = %claimed.calendar.id, ?report, "calendar synced");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(calendar = %claimed.calendar.id, error = %e, "cannot store a calendar sync")
+            }
+        }
+    }
+}
