@@ -303,3 +303,44 @@ async fn api_keys_are_shown_once_listed_with_last_use_and_revoked() {
         "the other key still works"
     );
 }
+
+#[tokio::test]
+async fn a_new_project_has_its_own_key_and_the_switcher_lists_both() {
+    let mut ui = Ui::start(&[]).await;
+    let form = ui.browser.get("/projects/new").await;
+    assert_eq!(form.status, StatusCode::OK);
+    let empty = ui
+        .browser
+        .submit("/projects/new", "/projects", &[("name", " ")])
+        .await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+    let created = ui
+        .browser
+        .submit("/projects/new", "/projects", &[("name", "<b>Second</b>")])
+        .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.body);
+    assert!(created.body.contains("&#60;b&#62;Second&#60;/b&#62;"));
+    let start = created.body.find(r#"id="new-key-value">"#).unwrap() + 19;
+    let key = created.body[start..start + 40].to_owned();
+    let (status, _) = ui.server.api(&key).get("/api/v1/bots").await;
+    assert_eq!(status, StatusCode::OK, "the new project's key works");
+    let href_at = created.body.find("/projects/proj_").unwrap();
+    let end = created.body[href_at..].find("/bots").unwrap();
+    let second = created.body[href_at..href_at + end].to_owned();
+    assert_ne!(second, format!("/projects/{}", ui.project.id));
+    let page = ui.browser.get(&format!("{second}/bots")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body
+            .contains(&format!("/projects/{}/bots", ui.project.id)),
+        "switcher lists the first"
+    );
+    // Another user of the first project does not see it.
+    create_user(ui._dir.path(), "other@example.com", &ui.project.id);
+    let mut other = Browser::new(&ui.server);
+    other.sign_in("other@example.com", PASSWORD).await;
+    assert_eq!(
+        other.get(&format!("{second}/bots")).await.status,
+        StatusCode::NOT_FOUND
+    );
+}

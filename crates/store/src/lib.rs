@@ -72,6 +72,8 @@ pub trait Store: Send + Sync + 'static {
     /// Keeps a first-run setup code (hashed); valid until the first user exists.
     async fn add_setup_code(&self, code: &str) -> Result<()>;
     async fn user_by_email(&self, email: &str) -> Result<Option<UserCredentials>>;
+    /// Makes a user a member of a project (again: nothing changes).
+    async fn add_project_member(&self, user_id: &str, project_id: &str) -> Result<()>;
     /// The projects a user is a member of, oldest first.
     async fn user_projects(&self, user_id: &str) -> Result<Vec<ProjectSummary>>;
     /// Opens a session; only its token's hash is stored.

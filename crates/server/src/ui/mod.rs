@@ -15,6 +15,7 @@ mod home;
 mod layout;
 mod login;
 pub mod password;
+mod projects;
 mod session;
 pub mod setup;
 pub mod throttle;
@@ -62,6 +63,8 @@ pub fn routes() -> Router<AppState> {
         .route("/login/link/{token}", get(login::link))
         .route("/logout", post(login::sign_out))
         .route("/setup", get(setup::show).post(setup::submit))
+        .route("/projects", post(projects::create))
+        .route("/projects/new", get(projects::new_form))
         .route("/ui/assets/{name}", get(assets::serve))
         .nest("/projects/{project}", project)
         .layer(middleware::map_response(protect))

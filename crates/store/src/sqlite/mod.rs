@@ -273,6 +273,11 @@ impl Store for SqliteStore {
         users::user_by_email(&self.reader, email).await
     }
 
+    async fn add_project_member(&self, user_id: &str, project_id: &str) -> Result<()> {
+        self.full_write(users::add_project_member(&self.writer, user_id, project_id))
+            .await
+    }
+
     async fn user_projects(&self, user_id: &str) -> Result<Vec<ProjectSummary>> {
         users::user_projects(&self.reader, user_id).await
     }

@@ -244,3 +244,19 @@ pub(super) async fn use_sign_in_link(pool: &SqlitePool, token: &str) -> Result<O
     .fetch_optional(pool)
     .await?)
 }
+
+pub(super) async fn add_project_member(
+    pool: &SqlitePool,
+    user_id: &str,
+    project_id: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT OR IGNORE INTO project_members (user_id, project_id, created_at) VALUES (?, ?, ?)",
+    )
+    .bind(user_id)
+    .bind(project_id)
+    .bind(now().timestamp_micros())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
