@@ -36,15 +36,16 @@ pub struct LoginQuery {
 }
 
 /// Where to go after signing in: a path on this site only (never `//host` or a full URL).
-/// Control characters are refused too: browsers drop tabs and newlines from a URL, so
-/// `/\t/evil.example` would become `//evil.example`.
+/// Only printable ASCII: browsers drop tabs and newlines from a URL, so `/\t/evil.example`
+/// would become `//evil.example`, and a path is sent percent-encoded anyway (anything else
+/// could not be a `Location` header).
 pub fn safe_next(next: Option<&str>) -> &str {
     match next {
         Some(n)
             if n.starts_with('/')
                 && !n.starts_with("//")
                 && !n.contains('\\')
-                && !n.chars().any(char::is_control) =>
+                && n.chars().all(|c| c.is_ascii_graphic()) =>
         {
             n
         }
@@ -180,6 +181,7 @@ mod tests {
             "/\t/evil.example",
             "/\n/evil.example",
             "/\r\n/evil.example",
+            "/é",
             "",
         ] {
             assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
