@@ -86,6 +86,25 @@ fn event_from_row(row: &SqliteRow) -> Result<CalendarEvent> {
     })
 }
 
+/// A page of rows read with one more than asked (so the next page is known), each read by
+/// `read`, with their cursors.
+fn page_of<T>(
+    rows: &[SqliteRow],
+    page: &PageRequest,
+    read: impl Fn(&SqliteRow) -> Result<T>,
+) -> Result<Page<T>> {
+    let items = rows
+        .iter()
+        .map(|row| Ok((row.try_get::<i64, _>("seq")?, read(row)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let page = page::finish(items, page, |(seq, _)| *seq);
+    Ok(Page {
+        items: page.items.into_iter().map(|(_, item)| item).collect(),
+        next: page.next,
+        previous: page.previous,
+    })
+}
+
 fn metadata_text(metadata: &Map<String, Value>) -> String {
     Value::Object(metadata.clone()).to_string()
 }
@@ -176,16 +195,7 @@ pub(super) async fn list(
         .bind(i64::from(page.limit) + 1)
         .fetch_all(pool)
         .await?;
-    let calendars = rows
-        .iter()
-        .map(|row| Ok((row.try_get::<i64, _>("seq")?, from_row(row)?)))
-        .collect::<Result<Vec<_>>>()?;
-    let page = page::finish(calendars, &page, |(seq, _)| *seq);
-    Ok(Page {
-        items: page.items.into_iter().map(|(_, c)| c).collect(),
-        next: page.next,
-        previous: page.previous,
-    })
+    page_of(&rows, &page, from_row)
 }
 
 pub(super) async fn patch(
@@ -624,14 +634,5 @@ pub(super) async fn list_events(
         .bind(i64::from(page.limit) + 1)
         .fetch_all(pool)
         .await?;
-    let events = rows
-        .iter()
-        .map(|row| Ok((row.try_get::<i64, _>("seq")?, event_from_row(row)?)))
-        .collect::<Result<Vec<_>>>()?;
-    let page = page::finish(events, &page, |(seq, _)| *seq);
-    Ok(Page {
-        items: page.items.into_iter().map(|(_, e)| e).collect(),
-        next: page.next,
-        previous: page.previous,
-    })
+    page_of(&rows, &page, event_from_row)
 }
