@@ -340,3 +340,78 @@ async fn bad_calendar_requests_are_refused_and_change_nothing() {
         "another project's calendar is not found"
     );
 }
+
+#[tokio::test]
+async fn the_calendar_pages_show_state_events_and_webhooks_to_members_only() {
+    use common::ui::{create_user, Browser, PASSWORD};
+    let dir = tempfile::tempdir().unwrap();
+    let project = create_project(dir.path(), "calendar pages");
+    let other = create_project(dir.path(), "other");
+    create_user(dir.path(), "user@example.com", &project.id);
+    create_user(dir.path(), "other@example.com", &other.id);
+    let server = Server::start(dir.path(), FAST_LOOPBACK);
+    let api = server.api(&project.api_key);
+    let receiver = Receiver::ok().await;
+    api.subscribe(&receiver.url(), &["calendar.events_update"])
+        .await;
+    let feed = Feed::start(calendar_text(10, true)).await;
+    let (_, calendar) = api
+        .post(
+            "/api/v1/calendars",
+            &json!({"platform": "ical", "ical_url": feed.url, "metadata": {"who": "<script>x</script>"}}),
+        )
+        .await;
+    let id = calendar["id"].as_str().unwrap().to_owned();
+    wait_hooks(&receiver, &project, 1).await;
+
+    let mut browser = Browser::new(&server);
+    browser.sign_in("user@example.com", PASSWORD).await;
+    let list_path = format!("/projects/{}/calendars", project.id);
+    let list = browser.get(&list_path).await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert!(
+        list.body.contains(&id) && list.body.contains(">connected</span>"),
+        "{}",
+        list.body
+    );
+    let page_path = format!("{list_path}/{id}");
+    let page = browser.get(&page_path).await;
+    assert!(
+        page.body.contains("Sales call") && page.body.contains("Daily (moved)"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("https://meet.google.com/abc-defg-hij"));
+    assert!(!page.body.contains("<script>x"), "metadata shown as text");
+    let hooks = browser.get(&format!("{page_path}?tab=webhooks")).await;
+    assert!(
+        hooks.body.contains("calendar.events_update"),
+        "{}",
+        hooks.body
+    );
+    assert_eq!(
+        hooks.body.matches(r#"<li class="delivery card">"#).count(),
+        1
+    );
+
+    // Sync now, from the page: a forged form changes nothing, a real one syncs.
+    feed.set(200, calendar_text(12, true));
+    let forged = browser
+        .post(&format!("{page_path}/sync"), &[("csrf", "forged")])
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let queued = browser
+        .submit(&page_path, &format!("{page_path}/sync"), &[])
+        .await;
+    assert!(queued.status.is_redirection(), "{}", queued.body);
+    wait_hooks(&receiver, &project, 2).await;
+
+    let mut stranger = Browser::new(&server);
+    stranger.sign_in("other@example.com", PASSWORD).await;
+    let refused = stranger
+        .get(&format!("/projects/{}/calendars/{id}", other.id))
+        .await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND);
+    let refused = stranger.get(&page_path).await;
+    assert_eq!(refused.status, StatusCode::NOT_FOUND);
+}

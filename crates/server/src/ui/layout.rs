@@ -1,6 +1,6 @@
 //! What every signed-in page shares: the header with the project switcher and the navigation,
 //! the sign-out form, and a one-line notice after an action. The navigation is one list, so a
-//! new section (calendars) is one more entry.
+//! new section is one more entry.
 
 use askama::Template;
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -15,15 +15,17 @@ use super::session::Member;
 pub enum Section {
     Dashboard,
     Bots,
+    Calendars,
     Deliveries,
     Webhooks,
     ApiKeys,
 }
 
 impl Section {
-    const ALL: [Section; 5] = [
+    const ALL: [Section; 6] = [
         Section::Dashboard,
         Section::Bots,
+        Section::Calendars,
         Section::Deliveries,
         Section::Webhooks,
         Section::ApiKeys,
@@ -33,6 +35,7 @@ impl Section {
         match self {
             Section::Dashboard => "Dashboard",
             Section::Bots => "Bots",
+            Section::Calendars => "Calendars",
             Section::Deliveries => "Deliveries",
             Section::Webhooks => "Settings · Webhooks",
             Section::ApiKeys => "Settings · API keys",
@@ -43,6 +46,7 @@ impl Section {
         match self {
             Section::Dashboard => "dashboard",
             Section::Bots => "bots",
+            Section::Calendars => "calendars",
             Section::Deliveries => "deliveries",
             Section::Webhooks => "settings/webhooks",
             Section::ApiKeys => "settings/api-keys",
@@ -124,6 +128,7 @@ pub fn notice(code: Option<&str>) -> Option<&'static str> {
             "Signing secret rotated. The previous one keeps signing until its overlap ends."
         }
         "standard" => "Standard Webhooks setting saved.",
+        "sync-queued" => "Sync queued: the calendar is read again in a moment.",
         "resent-failed" => "Every failed delivery since then is being sent again.",
         "revoked" => "API key revoked. It stops working within 30 seconds.",
         "resent" => "Delivery queued again with a fresh attempt budget.",

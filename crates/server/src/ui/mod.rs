@@ -6,6 +6,7 @@ mod api_keys;
 mod assets;
 mod bot;
 mod bots;
+mod calendars;
 mod dashboard;
 mod deliveries;
 mod delivery_list;
@@ -52,6 +53,9 @@ pub fn routes() -> Router<AppState> {
         .route("/bots/{bot}", get(bot::page))
         .route("/bots/{bot}/live", get(bot::live))
         .route("/bots/{bot}/deliveries/{key}/resend", post(bot::resend))
+        .route("/calendars", get(calendars::list))
+        .route("/calendars/{calendar}", get(calendars::page))
+        .route("/calendars/{calendar}/sync", post(calendars::sync))
         .route("/dashboard", get(dashboard::show))
         .route("/deliveries", get(deliveries::list))
         .route("/deliveries/resend-failed", post(deliveries::resend_failed))
