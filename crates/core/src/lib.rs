@@ -3,6 +3,7 @@
 //! Keeping the state machine, payload shapes, canonical JSON and signing here means they can be
 //! tested exhaustively and cheaply, and that storage and HTTP code never re-derive the rules.
 
+pub mod auto_join;
 pub mod calendar;
 pub mod canonical;
 pub mod exact_integers;
