@@ -91,6 +91,8 @@ pub trait Store: Send + Sync + 'static {
     async fn use_sign_in_link(&self, token: &str) -> Result<Option<String>>;
 
     /// Creates a bot (and, unless scheduled, its `join_requested` event) in one transaction.
+    /// A bot for a calendar event is refused (invalid) if the event is not the project's or is
+    /// deleted, and (conflict) if its link or start differ from the bot's: it moved meanwhile.
     async fn create_bot(&self, project_id: &str, bot: NewBot) -> Result<Bot>;
     async fn get_bot(&self, project_id: &str, bot_id: &str) -> Result<Bot>;
     async fn list_bots(
@@ -229,14 +231,16 @@ pub trait Store: Send + Sync + 'static {
         filter: &CalendarFilter,
         page: PageRequest,
     ) -> Result<Page<Calendar>>;
-    /// New credentials make the next sync due at once and start it from scratch.
+    /// New credentials make the next sync due at once and start it from scratch; a new
+    /// `auto_join` rule makes it due at once too, and that sync applies the rule.
     async fn patch_calendar(
         &self,
         project_id: &str,
         id: &str,
         patch: CalendarPatch,
     ) -> Result<Calendar>;
-    /// Deletes the calendar and its events; their deliveries stay in the log.
+    /// Deletes the calendar and its events; their deliveries stay in the log. Bots sent to its
+    /// events that have not joined are cancelled in the same transaction.
     async fn delete_calendar(&self, project_id: &str, id: &str) -> Result<()>;
     /// Makes the calendar's next sync due now.
     async fn request_calendar_sync(&self, project_id: &str, id: &str) -> Result<Calendar>;
@@ -244,7 +248,9 @@ pub trait Store: Send + Sync + 'static {
     /// claim holds it: one process at a time syncs a calendar.
     async fn claim_calendar_sync(&self, lease_until: Timestamp) -> Result<Option<CalendarToSync>>;
     /// Stores a claimed sync's outcome in one transaction with the webhooks it owes (nothing
-    /// if the claim was lost meanwhile); the next sync is due at `next_sync_at`.
+    /// if the claim was lost meanwhile); the next sync is due at `next_sync_at`. A good sync
+    /// also moves the waiting bots of moved events, cancels those of deleted ones and creates
+    /// the bots of the calendar's `auto_join` rule, with their webhooks, in that transaction.
     async fn finish_calendar_sync(
         &self,
         claimed: &CalendarToSync,
@@ -257,4 +263,6 @@ pub trait Store: Send + Sync + 'static {
         filter: &CalendarEventFilter,
         page: PageRequest,
     ) -> Result<Page<CalendarEvent>>;
+    /// One of the project's calendar events, deleted ones included.
+    async fn get_calendar_event(&self, project_id: &str, id: &str) -> Result<CalendarEvent>;
 }

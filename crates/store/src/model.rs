@@ -1,5 +1,6 @@
 //! The objects the store reads and writes, in domain types (not rows).
 
+use meetwire_core::auto_join::AutoJoinRule;
 use meetwire_core::record::{BotEventRequest, RunnerRecord};
 use meetwire_core::state::{BotState, RecordingState, TranscriptionState};
 use meetwire_core::time::Timestamp;
@@ -41,6 +42,9 @@ pub struct Bot {
     pub sandbox_script: Option<Value>,
     pub runner: Option<String>,
     pub runner_cursor: Option<Value>,
+    /// The calendar event the bot was sent to: it follows the event's moves and is cancelled
+    /// when the event is deleted.
+    pub calendar_event_id: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -58,6 +62,9 @@ pub struct NewBot {
     pub sandbox_script: Option<Value>,
     /// Bot-level webhook subscriptions, created in the bot's transaction.
     pub webhooks: Vec<NewSubscription>,
+    /// The calendar event whose `meeting_url` and start (`join_at`) these are; the store
+    /// refuses the bot if the event is gone or has changed since they were read.
+    pub calendar_event_id: Option<String>,
 }
 
 /// A change to a bot's user-editable fields.
@@ -423,6 +430,8 @@ pub struct Calendar {
     pub connection_failure: Option<(String, Timestamp)>,
     pub last_successful_sync_at: Option<Timestamp>,
     pub last_attempted_sync_at: Option<Timestamp>,
+    /// Which events get a bot by themselves; `None`: only those the user sends one to.
+    pub auto_join: Option<AutoJoinRule>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
 }
@@ -434,6 +443,7 @@ pub struct NewCalendar {
     pub sealed_credentials: Vec<u8>,
     pub deduplication_key: Option<String>,
     pub metadata: Map<String, Value>,
+    pub auto_join: Option<AutoJoinRule>,
 }
 
 /// What a PATCH may change; new credentials reconnect a disconnected calendar at its next
@@ -442,6 +452,8 @@ pub struct NewCalendar {
 pub struct CalendarPatch {
     pub sealed_credentials: Option<Vec<u8>>,
     pub metadata: Option<Map<String, Value>>,
+    /// `Some(None)` turns auto-join off; a changed rule is applied by a sync made due at once.
+    pub auto_join: Option<Option<AutoJoinRule>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -469,6 +481,8 @@ pub struct SyncedEvent {
     pub name: Option<String>,
     pub meeting_url: Option<String>,
     pub attendees: Value,
+    /// The organiser's address, which an `auto_join` rule may match.
+    pub organizer: Option<String>,
     pub ical_uid: Option<String>,
     pub raw: Value,
 }
@@ -497,6 +511,12 @@ pub struct SyncReport {
     pub updated: usize,
     pub deleted: usize,
     pub state_changed: bool,
+    /// Bots of moved events given the new time or link.
+    pub bots_moved: usize,
+    /// Bots of deleted events (or events that lost their link) cancelled before joining.
+    pub bots_cancelled: usize,
+    /// Bots the calendar's `auto_join` rule created.
+    pub bots_created: usize,
 }
 
 /// A calendar event as the API shows it.

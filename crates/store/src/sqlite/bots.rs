@@ -29,6 +29,64 @@ pub(super) async fn create(
     new: NewBot,
     options: &StoreOptions,
 ) -> Result<(Bot, i64)> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    if let Some(event_id) = &new.calendar_event_id {
+        check_calendar_event(&mut tx, project_id, event_id, &new).await?;
+    }
+    let id = insert(&mut tx, project_id, new, options, "api").await?;
+    let bot = fetch(&mut tx, &id).await?;
+    let newest_seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM deliveries")
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok((bot, newest_seq))
+}
+
+/// A bot for a calendar event is made from the event as the caller read it; refused if the
+/// event is gone, deleted, or has moved since (a sync committed in between).
+async fn check_calendar_event(
+    conn: &mut SqliteConnection,
+    project_id: &str,
+    event_id: &str,
+    new: &NewBot,
+) -> Result<()> {
+    let row: Option<(i64, Option<String>, bool)> = sqlx::query_as(
+        "SELECT start_time, meeting_url, is_deleted FROM calendar_events \
+         WHERE id = ? AND project_id = ?",
+    )
+    .bind(event_id)
+    .bind(project_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let (start, meeting_url, is_deleted) = row.ok_or_else(|| {
+        StoreError::Invalid(format!(
+            "calendar_event_id {event_id} is not an event of this project"
+        ))
+    })?;
+    if is_deleted {
+        return Err(StoreError::Invalid(format!(
+            "calendar event {event_id} has been deleted"
+        )));
+    }
+    let join_at_matches = new.join_at.is_none_or(|t| t.timestamp_micros() == start);
+    if meeting_url.as_deref() != Some(new.meeting_url.as_str()) || !join_at_matches {
+        return Err(StoreError::Conflict(format!(
+            "calendar event {event_id} changed while the bot was being created; try again"
+        )));
+    }
+    Ok(())
+}
+
+/// Inserts a bot inside the caller's transaction: `scheduled` when `join_at` is ahead, else
+/// `ready` and asked to join at once (`join_requested` from `source`, with its deliveries).
+/// Returns its id.
+pub(super) async fn insert(
+    conn: &mut SqliteConnection,
+    project_id: &str,
+    new: NewBot,
+    options: &StoreOptions,
+    source: &str,
+) -> Result<String> {
     let id = new_id(IdKind::Bot);
     let at = now();
     let scheduled = new.join_at.is_some_and(|t| t > at);
@@ -37,11 +95,11 @@ pub(super) async fn create(
     } else {
         BotState::Ready
     };
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let inserted = sqlx::query(
         "INSERT INTO bots (id, project_id, meeting_url, bot_name, metadata, deduplication_key, \
          join_at, state, recording_state, transcription_state, is_sandbox, sandbox_script, \
-         created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         calendar_event_id, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&id)
     .bind(project_id)
@@ -55,29 +113,25 @@ pub(super) async fn create(
     .bind(TranscriptionState::NotStarted.code())
     .bind(new.is_sandbox)
     .bind(new.sandbox_script.map(|s| s.to_string()))
+    .bind(&new.calendar_event_id)
     .bind(at.timestamp_micros())
     .bind(at.timestamp_micros())
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await;
     if let Err(e) = inserted {
         return Err(unique_violation_as(e, DEDUP_CONFLICT));
     }
     for webhook in &new.webhooks {
-        subscriptions::insert(&mut tx, project_id, Some(&id), webhook, options).await?;
+        subscriptions::insert(&mut *conn, project_id, Some(&id), webhook, options).await?;
     }
     if !scheduled {
-        let join = BotInput::Event(BotEventRequest::join_requested("api"));
-        with_direct(&mut tx, |db| {
+        let join = BotInput::Event(BotEventRequest::join_requested(source));
+        with_direct(conn, |db| {
             apply_inputs(db, Actor::System, &id, vec![join], None, options, None)
         })
         .await?;
     }
-    let bot = fetch(&mut tx, &id).await?;
-    let newest_seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM deliveries")
-        .fetch_one(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok((bot, newest_seq))
+    Ok(id)
 }
 
 /// A unique-index violation as a conflict with `message`; other errors as they are.

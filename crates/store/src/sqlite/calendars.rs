@@ -1,7 +1,9 @@
 //! Calendars, their events, and the result of a sync: the events it found, the calendar's new
-//! state and the webhooks they owe, written in one transaction (all or nothing), like every
+//! state, the bots sent to its events (moved, cancelled, or created by its `auto_join` rule)
+//! and the webhooks all of these owe, written in one transaction (all or nothing), like every
 //! other event. A sync is claimed with a lease, so one process syncs a calendar at a time.
 
+use meetwire_core::auto_join::AutoJoinRule;
 use meetwire_core::calendar::{calendar_envelope, CalendarState, CalendarStatus};
 use meetwire_core::canonical::canonical_json;
 use meetwire_core::ids::{new_id, IdKind};
@@ -11,6 +13,7 @@ use serde_json::{Map, Value};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
+use super::calendar_bots::{self, Cancel};
 use super::subscriptions::trigger_mask;
 use crate::error::{Result, StoreError};
 use crate::model::{
@@ -21,8 +24,8 @@ use crate::model::{
 use crate::page;
 
 const COLUMNS: &str = "seq, id, project_id, platform, deduplication_key, metadata, state, \
-    failure_error, failure_at, last_successful_sync_at, last_attempted_sync_at, created_at, \
-    updated_at";
+    failure_error, failure_at, last_successful_sync_at, last_attempted_sync_at, auto_join, \
+    created_at, updated_at";
 
 const EVENT_COLUMNS: &str = "seq, id, calendar_id, start_time, end_time, name, meeting_url, \
     attendees, is_deleted, ical_uid, raw, created_at, updated_at";
@@ -64,9 +67,21 @@ fn from_row(row: &SqliteRow) -> Result<Calendar> {
         connection_failure: failure,
         last_successful_sync_at: micros(row, "last_successful_sync_at")?,
         last_attempted_sync_at: micros(row, "last_attempted_sync_at")?,
+        auto_join: auto_join_column(row)?,
         created_at: from_micros(row.try_get("created_at")?),
         updated_at: from_micros(row.try_get("updated_at")?),
     })
+}
+
+fn auto_join_column(row: &SqliteRow) -> Result<Option<AutoJoinRule>> {
+    row.try_get::<Option<String>, _>("auto_join")?
+        .map(|text| serde_json::from_str(&text).map_err(|e| corrupt("auto_join", e)))
+        .transpose()
+}
+
+fn auto_join_text(rule: Option<&AutoJoinRule>) -> Result<Option<String>> {
+    rule.map(|r| serde_json::to_string(r).map_err(|e| corrupt("auto_join", e)))
+        .transpose()
 }
 
 fn event_from_row(row: &SqliteRow) -> Result<CalendarEvent> {
@@ -147,8 +162,8 @@ pub(super) async fn create(
     let at = at.timestamp_micros();
     sqlx::query(
         "INSERT INTO calendars (id, project_id, platform, credentials, deduplication_key, \
-         metadata, state, next_sync_at, created_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         metadata, auto_join, state, next_sync_at, created_at, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(&id)
     .bind(project_id)
@@ -156,6 +171,7 @@ pub(super) async fn create(
     .bind(&new.sealed_credentials)
     .bind(&new.deduplication_key)
     .bind(metadata_text(&new.metadata))
+    .bind(auto_join_text(new.auto_join.as_ref())?)
     .bind(CalendarState::Connected.code())
     .bind(at)
     .bind(at)
@@ -216,6 +232,18 @@ pub(super) async fn patch(
             .execute(&mut *tx)
             .await?;
     }
+    if let Some(rule) = &patch.auto_join {
+        // A new rule is applied to the events already known by a sync made due now.
+        sqlx::query(
+            "UPDATE calendars SET auto_join = ?, next_sync_at = ?, updated_at = ? WHERE id = ?",
+        )
+        .bind(auto_join_text(rule.as_ref())?)
+        .bind(at)
+        .bind(at)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    }
     if let Some(credentials) = &patch.sealed_credentials {
         // New credentials: sync at once, from scratch (a token of the old ones means nothing).
         sqlx::query(
@@ -234,10 +262,18 @@ pub(super) async fn patch(
     Ok(calendar)
 }
 
-/// Deletes a calendar and its events (its deliveries stay in the log).
-pub(super) async fn delete(pool: &SqlitePool, project_id: &str, id: &str) -> Result<()> {
+/// Deletes a calendar and its events (their deliveries stay in the log), cancelling the bots
+/// sent to them that have not joined yet. Returns the newest delivery row if a cancellation
+/// wrote one.
+pub(super) async fn delete(
+    pool: &SqlitePool,
+    project_id: &str,
+    id: &str,
+    options: &StoreOptions,
+) -> Result<Option<i64>> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     fetch(&mut tx, project_id, id).await?;
+    let cancelled = calendar_bots::cancel(&mut tx, id, Cancel::CalendarDeleted, options).await?;
     sqlx::query("DELETE FROM calendar_events WHERE calendar_id = ?")
         .bind(id)
         .execute(&mut *tx)
@@ -246,8 +282,19 @@ pub(super) async fn delete(pool: &SqlitePool, project_id: &str, id: &str) -> Res
         .bind(id)
         .execute(&mut *tx)
         .await?;
+    let newest = newest_delivery_if(&mut tx, cancelled > 0).await?;
     tx.commit().await?;
-    Ok(())
+    Ok(newest)
+}
+
+/// The newest delivery row, when the transaction may have written deliveries.
+async fn newest_delivery_if(conn: &mut SqliteConnection, wrote: bool) -> Result<Option<i64>> {
+    if !wrote {
+        return Ok(None);
+    }
+    Ok(sqlx::query_scalar("SELECT MAX(seq) FROM deliveries")
+        .fetch_one(conn)
+        .await?)
 }
 
 /// Makes a calendar's next sync due now.
@@ -311,7 +358,7 @@ async fn upsert_event(
     at: i64,
 ) -> Result<Option<bool>> {
     let stored = sqlx::query(
-        "SELECT start_time, end_time, name, meeting_url, attendees, is_deleted, raw \
+        "SELECT start_time, end_time, name, meeting_url, attendees, organizer, is_deleted, raw \
          FROM calendar_events WHERE calendar_id = ? AND provider_id = ?",
     )
     .bind(&calendar.id)
@@ -323,8 +370,8 @@ async fn upsert_event(
     let Some(stored) = stored else {
         sqlx::query(
             "INSERT INTO calendar_events (id, calendar_id, project_id, provider_id, start_time, \
-             end_time, name, meeting_url, attendees, ical_uid, raw, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             end_time, name, meeting_url, attendees, organizer, ical_uid, raw, created_at, \
+             updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(new_id(IdKind::CalendarEvent))
         .bind(&calendar.id)
@@ -335,6 +382,7 @@ async fn upsert_event(
         .bind(&event.name)
         .bind(&event.meeting_url)
         .bind(&attendees)
+        .bind(&event.organizer)
         .bind(&event.ical_uid)
         .bind(&raw)
         .bind(at)
@@ -348,6 +396,7 @@ async fn upsert_event(
         && stored.try_get::<Option<String>, _>("name")? == event.name
         && stored.try_get::<Option<String>, _>("meeting_url")? == event.meeting_url
         && stored.try_get::<String, _>("attendees")? == attendees
+        && stored.try_get::<Option<String>, _>("organizer")? == event.organizer
         && !stored.try_get::<bool, _>("is_deleted")?
         && stored.try_get::<String, _>("raw")? == raw;
     if same {
@@ -355,7 +404,7 @@ async fn upsert_event(
     }
     sqlx::query(
         "UPDATE calendar_events SET start_time = ?, end_time = ?, name = ?, meeting_url = ?, \
-         attendees = ?, is_deleted = 0, ical_uid = ?, raw = ?, updated_at = ? \
+         attendees = ?, organizer = ?, is_deleted = 0, ical_uid = ?, raw = ?, updated_at = ? \
          WHERE calendar_id = ? AND provider_id = ?",
     )
     .bind(event.start_time.timestamp_micros())
@@ -363,6 +412,7 @@ async fn upsert_event(
     .bind(&event.name)
     .bind(&event.meeting_url)
     .bind(&attendees)
+    .bind(&event.organizer)
     .bind(&event.ical_uid)
     .bind(&raw)
     .bind(at)
@@ -419,8 +469,7 @@ async fn delete_events(
     Ok(count)
 }
 
-/// Inserts one delivery of `trigger` per active project-level subscription listing it; returns
-/// the newest delivery row's seq, if any was written.
+/// Inserts one delivery of `trigger` per active project-level subscription listing it.
 async fn enqueue(
     conn: &mut SqliteConnection,
     calendar: &Calendar,
@@ -428,7 +477,7 @@ async fn enqueue(
     data: &Value,
     at: i64,
     options: &StoreOptions,
-) -> Result<Option<i64>> {
+) -> Result<()> {
     let subscriptions: Vec<String> = sqlx::query_scalar(
         "SELECT id FROM webhook_subscriptions WHERE project_id = ? AND bot_id IS NULL \
          AND is_active = 1 AND (triggers & ?) != 0 ORDER BY seq",
@@ -437,7 +486,6 @@ async fn enqueue(
     .bind(trigger_mask(&[trigger]))
     .fetch_all(&mut *conn)
     .await?;
-    let mut newest = None;
     for subscription in subscriptions {
         let key = uuid::Uuid::new_v4().to_string();
         let envelope = calendar_envelope(
@@ -448,10 +496,10 @@ async fn enqueue(
             trigger,
             data,
         );
-        let seq: i64 = sqlx::query_scalar(
+        sqlx::query(
             "INSERT INTO deliveries (idempotency_key, project_id, subscription_id, calendar_id, \
              trigger, body, status, max_attempts, next_attempt_at, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&key)
         .bind(&calendar.project_id)
@@ -463,17 +511,17 @@ async fn enqueue(
         .bind(i64::from(options.max_attempts))
         .bind(at)
         .bind(at)
-        .fetch_one(&mut *conn)
+        .execute(&mut *conn)
         .await?;
-        newest = Some(seq);
     }
-    Ok(newest)
+    Ok(())
 }
 
 /// Stores a sync's result if the claim is still this sync's: its events, the calendar's state,
 /// and the webhooks owed — `calendar.events_update` when an event was created, changed or
-/// deleted, `calendar.state_change` when the connection state changed. Returns what changed
-/// and the newest delivery row written.
+/// deleted, `calendar.state_change` when the connection state changed — and, after a good
+/// sync, the bots of its events moved, cancelled or created (`calendar_bots`). Returns what
+/// changed and the newest delivery row if any was written.
 pub(super) async fn finish(
     pool: &SqlitePool,
     claimed: &CalendarToSync,
@@ -530,6 +578,11 @@ pub(super) async fn finish(
             .execute(&mut *tx)
             .await?;
             report.state_changed = before.state != CalendarState::Connected;
+            report.bots_moved =
+                calendar_bots::follow_moves(&mut tx, calendar_id, at_micros).await?;
+            report.bots_cancelled =
+                calendar_bots::cancel(&mut tx, calendar_id, Cancel::EventsGone, options).await?;
+            report.bots_created = calendar_bots::auto_join(&mut tx, &before, at, options).await?;
         }
         SyncOutcome::AuthFailed(reason) => {
             sqlx::query(
@@ -571,19 +624,36 @@ pub(super) async fn finish(
         after.last_attempted_sync_at.as_ref(),
     );
     let data = serde_json::to_value(&status).map_err(|e| corrupt("status", e))?;
-    let mut newest = None;
-    if report.created + report.updated + report.deleted > 0 {
+    let events_changed = report.created + report.updated + report.deleted > 0;
+    if events_changed {
         let trigger = Trigger::CalendarEventsUpdate;
-        newest = enqueue(&mut tx, &after, trigger, &data, at_micros, options).await?;
+        enqueue(&mut tx, &after, trigger, &data, at_micros, options).await?;
     }
     if report.state_changed {
         let trigger = Trigger::CalendarStateChange;
-        newest = enqueue(&mut tx, &after, trigger, &data, at_micros, options)
-            .await?
-            .or(newest);
+        enqueue(&mut tx, &after, trigger, &data, at_micros, options).await?;
     }
+    let wrote =
+        events_changed || report.state_changed || report.bots_cancelled + report.bots_created > 0;
+    let newest = newest_delivery_if(&mut tx, wrote).await?;
     tx.commit().await?;
     Ok((report, newest))
+}
+
+pub(super) async fn get_event(
+    pool: &SqlitePool,
+    project_id: &str,
+    id: &str,
+) -> Result<CalendarEvent> {
+    let sql =
+        format!("SELECT {EVENT_COLUMNS} FROM calendar_events WHERE id = ? AND project_id = ?");
+    let row = sqlx::query(&sql)
+        .bind(id)
+        .bind(project_id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    event_from_row(&row)
 }
 
 /// The project's calendar events, oldest stored first, filtered as the API's query asks.

@@ -7,6 +7,7 @@
 //! when another process (an admin command) writes to the same file.
 
 mod bots;
+mod calendar_bots;
 mod calendars;
 mod checkpoint;
 mod committer;
@@ -126,6 +127,15 @@ impl SqliteStore {
             options: store_options,
             wake,
         })
+    }
+
+    /// Tells the dispatcher of deliveries a write of the second writer committed, up to
+    /// `newest_seq` (committed at `synchronous = FULL`, so they need no fsync of the syncer's).
+    fn deliveries_written(&self, newest_seq: Option<i64>) {
+        if let Some(seq) = newest_seq {
+            self.wake.syncer.note_durable(seq);
+            self.wake.owed.notify_one();
+        }
     }
 
     /// Runs a write of the second writer (`synchronous = FULL`: fsynced at COMMIT). It counts
@@ -601,8 +611,16 @@ impl Store for SqliteStore {
     }
 
     async fn delete_calendar(&self, project_id: &str, id: &str) -> Result<()> {
-        self.full_write(calendars::delete(&self.writer, project_id, id))
-            .await
+        let newest_seq = self
+            .full_write(calendars::delete(
+                &self.writer,
+                project_id,
+                id,
+                &self.options,
+            ))
+            .await?;
+        self.deliveries_written(newest_seq);
+        Ok(())
     }
 
     async fn request_calendar_sync(&self, project_id: &str, id: &str) -> Result<Calendar> {
@@ -631,11 +649,7 @@ impl Store for SqliteStore {
                 &self.options,
             ))
             .await?;
-        if let Some(seq) = newest_seq {
-            // Committed at `synchronous = FULL`: its rows need no fsync of the syncer's.
-            self.wake.syncer.note_durable(seq);
-            self.wake.owed.notify_one();
-        }
+        self.deliveries_written(newest_seq);
         Ok(report)
     }
 
@@ -646,6 +660,10 @@ impl Store for SqliteStore {
         page: PageRequest,
     ) -> Result<Page<CalendarEvent>> {
         calendars::list_events(&self.reader, project_id, filter, page).await
+    }
+
+    async fn get_calendar_event(&self, project_id: &str, id: &str) -> Result<CalendarEvent> {
+        calendars::get_event(&self.reader, project_id, id).await
     }
 }
 

@@ -11,7 +11,7 @@ use crate::model::Bot;
 /// The columns every bot query selects, in the order [`bot_from_row`] reads them.
 pub(super) const BOT_COLUMNS: &str = "id, project_id, meeting_url, bot_name, metadata, \
     deduplication_key, join_at, state, recording_state, transcription_state, is_sandbox, \
-    sandbox_script, runner, runner_cursor, created_at, updated_at, seq";
+    sandbox_script, runner, runner_cursor, calendar_event_id, created_at, updated_at, seq";
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
@@ -51,6 +51,7 @@ pub(super) fn bot_from_row(row: &SqliteRow) -> Result<Bot> {
         sandbox_script: parse_json(row.try_get("sandbox_script")?, "sandbox_script")?,
         runner: row.try_get("runner")?,
         runner_cursor: parse_json(row.try_get("runner_cursor")?, "runner_cursor")?,
+        calendar_event_id: row.try_get("calendar_event_id")?,
         created_at: from_micros(row.try_get("created_at")?),
         updated_at: from_micros(row.try_get("updated_at")?),
     })
