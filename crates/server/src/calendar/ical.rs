@@ -7,12 +7,13 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use icalendar::parser::{read_calendar, unfold, Component, Property};
 use meetwire_core::calendar::find_meeting_url;
 use meetwire_core::time::Timestamp;
 use meetwire_store::SyncedEvent;
 use serde_json::{json, Map, Value};
+use windows_timezones::WindowsTimezone;
 
 /// Occurrences of one recurring event kept within the window.
 pub const MAX_INSTANCES: u16 = 500;
@@ -49,8 +50,66 @@ fn param<'a>(prop: &'a Property<'_>, key: &str) -> Option<&'a str> {
         .map(|v| v.as_str().trim_matches('"'))
 }
 
+/// The zone a TZID names: an IANA name; a Windows name (Outlook's `W. Europe Standard Time`),
+/// through CLDR's table; or a name that ends in an IANA one
+/// (`/mozilla.org/20050126_1/America/New_York`).
+fn named_zone(tzid: &str) -> Option<chrono_tz::Tz> {
+    let tzid = tzid.trim();
+    if let Ok(tz) = tzid.parse() {
+        return Some(tz);
+    }
+    if let Ok(windows) = tzid.parse::<WindowsTimezone>() {
+        return Some(windows.into());
+    }
+    tzid.match_indices('/')
+        .find_map(|(i, _)| tzid[i + 1..].parse().ok())
+}
+
+/// The feed's own VTIMEZONE definitions, for TZIDs that name no known zone (an Exchange
+/// "Customized Time Zone", say): each read as its standard time's UTC offset, all year. Daylight
+/// saving is lost for those, which is better than reading their times as UTC.
+#[derive(Default)]
+struct CustomZones(HashMap<String, FixedOffset>);
+
+impl CustomZones {
+    fn read(calendar: &[Component<'_>]) -> CustomZones {
+        let zones = calendar
+            .iter()
+            .filter(|c| c.name.as_str().eq_ignore_ascii_case("VTIMEZONE"))
+            .filter_map(|zone| {
+                let tzid = text(zone, "TZID")?;
+                let standard = zone
+                    .components
+                    .iter()
+                    .find(|c| c.name.as_str().eq_ignore_ascii_case("STANDARD"))
+                    .or_else(|| zone.components.first())?;
+                let offset = parse_offset(&text(standard, "TZOFFSETTO")?)?;
+                Some((tzid, offset))
+            })
+            .collect();
+        CustomZones(zones)
+    }
+}
+
+/// `+0100`, `-0530`, `+013000`: a UTC offset.
+fn parse_offset(text: &str) -> Option<FixedOffset> {
+    let text = text.trim();
+    let (sign, digits) = match text.split_at_checked(1)? {
+        ("+", rest) => (1, rest),
+        ("-", rest) => (-1, rest),
+        _ => return None,
+    };
+    if !matches!(digits.len(), 4 | 6) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let part =
+        |range: std::ops::Range<usize>| digits.get(range).and_then(|d| d.parse::<i32>().ok());
+    let seconds = part(0..2)? * 3600 + part(2..4)? * 60 + part(4..6).unwrap_or(0);
+    FixedOffset::east_opt(sign * seconds)
+}
+
 /// One date or date-time value of `prop` (`text` may be one item of a comma list).
-fn parse_when(prop: &Property<'_>, text: &str) -> Option<When> {
+fn parse_when(prop: &Property<'_>, text: &str, custom: &CustomZones) -> Option<When> {
     let text = text.trim();
     if param(prop, "VALUE").is_some_and(|v| v.eq_ignore_ascii_case("DATE")) || text.len() == 8 {
         let day = NaiveDate::parse_from_str(text, "%Y%m%d").ok()?;
@@ -69,14 +128,19 @@ fn parse_when(prop: &Property<'_>, text: &str) -> Option<When> {
         });
     }
     let naive = NaiveDateTime::parse_from_str(text, "%Y%m%dT%H%M%S").ok()?;
-    // A zone that is not an IANA name (Windows names from Outlook, say) is read as UTC.
-    let zone = param(prop, "TZID").and_then(|tz| tz.parse::<chrono_tz::Tz>().ok());
-    let at = match zone {
-        Some(tz) => tz
+    let tzid = param(prop, "TZID");
+    let zone = tzid.and_then(named_zone);
+    let at = match (zone, tzid.and_then(|t| custom.0.get(t))) {
+        (Some(tz), _) => tz
             .from_local_datetime(&naive)
             .earliest()?
             .with_timezone(&Utc),
-        None => naive.and_utc(),
+        (None, Some(offset)) => offset
+            .from_local_datetime(&naive)
+            .single()?
+            .with_timezone(&Utc),
+        // An unknown zone without a definition: its times are read as UTC.
+        (None, None) => naive.and_utc(),
     };
     Some(When {
         at,
@@ -123,6 +187,7 @@ fn utc_text(t: &Timestamp) -> String {
 /// One VEVENT's properties, read once.
 struct Vevent<'c> {
     component: &'c Component<'c>,
+    custom: &'c CustomZones,
     uid: String,
     start: When,
     end: Timestamp,
@@ -131,26 +196,27 @@ struct Vevent<'c> {
 }
 
 impl<'c> Vevent<'c> {
-    fn read(component: &'c Component<'c>) -> Option<Vevent<'c>> {
+    fn read(component: &'c Component<'c>, custom: &'c CustomZones) -> Option<Vevent<'c>> {
         let start_prop = component.find_prop("DTSTART")?;
-        let start = parse_when(start_prop, start_prop.val.as_str())?;
+        let start = parse_when(start_prop, start_prop.val.as_str(), custom)?;
         let end = match (
             component.find_prop("DTEND"),
             component.find_prop("DURATION"),
         ) {
-            (Some(end), _) => parse_when(end, end.val.as_str())?.at,
+            (Some(end), _) => parse_when(end, end.val.as_str(), custom)?.at,
             (None, Some(duration)) => start.at + parse_duration(duration.val.as_str())?,
             (None, None) if start.all_day => start.at + Duration::days(1),
             (None, None) => start.at,
         };
         Some(Vevent {
             component,
+            custom,
             uid: text(component, "UID").unwrap_or_default(),
             start,
             end: end.max(start.at),
             recurrence_id: component
                 .find_prop("RECURRENCE-ID")
-                .and_then(|p| parse_when(p, p.val.as_str()))
+                .and_then(|p| parse_when(p, p.val.as_str(), custom))
                 .map(|w| w.at),
             cancelled: text(component, "STATUS")
                 .is_some_and(|s| s.eq_ignore_ascii_case("CANCELLED")),
@@ -175,7 +241,7 @@ impl<'c> Vevent<'c> {
                 p.val
                     .as_str()
                     .split(',')
-                    .filter_map(|item| parse_when(p, item).map(|w| w.at))
+                    .filter_map(|item| parse_when(p, item, self.custom).map(|w| w.at))
                     .collect::<Vec<_>>()
             })
             .collect()
@@ -228,19 +294,30 @@ fn text(component: &Component<'_>, name: &str) -> Option<String> {
         .map(|p| p.val.clone().unescape_text().as_str().to_owned())
 }
 
+/// An ATTENDEE's or ORGANIZER's address without its `mailto:`.
+fn email<'a>(property: &'a Property<'_>) -> &'a str {
+    let address = property.val.as_str();
+    address
+        .get(..7)
+        .filter(|scheme| scheme.eq_ignore_ascii_case("mailto:"))
+        .map_or(address, |_| &address[7..])
+}
+
+fn organizer(component: &Component<'_>) -> Option<String> {
+    component
+        .find_prop("ORGANIZER")
+        .map(|p| email(p).to_owned())
+        .filter(|address| !address.is_empty())
+}
+
 fn attendees(component: &Component<'_>) -> Value {
     component
         .properties
         .iter()
         .filter(|p| p.name.as_str().eq_ignore_ascii_case("ATTENDEE"))
         .map(|p| {
-            let address = p.val.as_str();
-            let email = address
-                .get(..7)
-                .filter(|scheme| scheme.eq_ignore_ascii_case("mailto:"))
-                .map_or(address, |_| &address[7..]);
             json!({
-                "email": email,
+                "email": email(p),
                 "name": param(p, "CN"),
                 "response_status": param(p, "PARTSTAT").map(str::to_ascii_lowercase),
             })
@@ -278,6 +355,7 @@ fn synced(
         name: text(c, "SUMMARY"),
         meeting_url: find_meeting_url(texts.iter().flatten().map(String::as_str)),
         attendees: attendees(c),
+        organizer: organizer(c),
         ical_uid: Some(vevent.uid.clone()).filter(|u| !u.is_empty()),
         raw: raw(c),
     }
@@ -330,11 +408,12 @@ pub fn events_in(feed: &str, window: Window) -> Result<Vec<SyncedEvent>, IcalErr
             "it does not begin with BEGIN:VCALENDAR".into(),
         ));
     }
+    let custom = CustomZones::read(&calendar.components);
     let vevents: Vec<Vevent<'_>> = calendar
         .components
         .iter()
         .filter(|c| c.name.as_str().eq_ignore_ascii_case("VEVENT"))
-        .filter_map(Vevent::read)
+        .filter_map(|c| Vevent::read(c, &custom))
         .collect();
     // Overridden occurrences, by UID and original start.
     let overrides: HashMap<(String, DateTime<Utc>), &Vevent<'_>> = vevents
@@ -446,6 +525,55 @@ mod tests {
             events[2].provider_id, "weekly/20250407T070000Z",
             "keyed by its original start"
         );
+    }
+
+    #[test]
+    fn outlook_windows_zones_mozilla_names_and_custom_definitions_are_read() {
+        // Weekly 09:00 in Outlook's name for Berlin: daylight saving followed like an IANA zone.
+        let text = feed(
+            "BEGIN:VTIMEZONE\r\nTZID:Customized Time Zone\r\nBEGIN:STANDARD\r\n\
+             DTSTART:16010101T000000\r\nTZOFFSETFROM:+0600\r\nTZOFFSETTO:+0530\r\n\
+             END:STANDARD\r\nEND:VTIMEZONE\r\n\
+             BEGIN:VEVENT\r\nUID:outlook\r\nDTSTART;TZID=W. Europe Standard Time:20250324T090000\r\n\
+             DURATION:PT1H\r\nRRULE:FREQ=WEEKLY;COUNT=2\r\nEND:VEVENT\r\n\
+             BEGIN:VEVENT\r\nUID:mozilla\r\n\
+             DTSTART;TZID=/mozilla.org/20050126_1/America/New_York:20250320T090000\r\n\
+             DURATION:PT1H\r\nEND:VEVENT\r\n\
+             BEGIN:VEVENT\r\nUID:custom\r\nDTSTART;TZID=Customized Time Zone:20250320T090000\r\n\
+             DURATION:PT1H\r\nEND:VEVENT\r\n\
+             BEGIN:VEVENT\r\nUID:unknown\r\nDTSTART;TZID=Nowhere Standard Time:20250320T090000\r\n\
+             DURATION:PT1H\r\nEND:VEVENT\r\n",
+        );
+        let events = events_in(&text, window()).unwrap();
+        let start = |uid: &str| -> Vec<String> {
+            events
+                .iter()
+                .filter(|e| e.ical_uid.as_deref() == Some(uid))
+                .map(|e| e.start_time.format("%m-%d %H:%M").to_string())
+                .collect()
+        };
+        assert_eq!(start("outlook"), ["03-24 08:00", "03-31 07:00"]);
+        assert_eq!(start("mozilla"), ["03-20 13:00"]);
+        assert_eq!(
+            start("custom"),
+            ["03-20 03:30"],
+            "the definition's standard offset"
+        );
+        assert_eq!(
+            start("unknown"),
+            ["03-20 09:00"],
+            "no definition: read as UTC"
+        );
+    }
+
+    #[test]
+    fn utc_offsets_are_read_as_written() {
+        assert_eq!(parse_offset("+0100"), FixedOffset::east_opt(3600));
+        assert_eq!(parse_offset("-0530"), FixedOffset::east_opt(-19_800));
+        assert_eq!(parse_offset("+013015"), FixedOffset::east_opt(5415));
+        for bad in ["0100", "+01", "+01:00", "+2500x", "", "-"] {
+            assert_eq!(parse_offset(bad), None, "{bad}");
+        }
     }
 
     #[test]
