@@ -6,53 +6,14 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::StatusCode as HttpStatus;
-use axum::routing::get;
 use chrono::{Duration as Span, Utc};
-use common::receiver::{Received, Receiver, FAST_LOOPBACK};
-use common::{create_project, Api, Project, Server};
-use meetwire_core::signing::{verify_attendee, AttendeeCheck, WebhookSecret};
+use common::feed::{calendar_events, ical_time, sync_now, wait_hooks, Feed};
+use common::receiver::{Receiver, FAST_LOOPBACK};
+use common::{create_project, Server};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-const WAIT: Duration = Duration::from_secs(20);
-
-/// A feed whose answer the test changes.
-#[derive(Clone)]
-struct Feed {
-    answer: Arc<Mutex<(u16, String)>>,
-    url: String,
-}
-
-impl Feed {
-    async fn start(body: String) -> Feed {
-        let answer = Arc::new(Mutex::new((200, body)));
-        let app = axum::Router::new()
-            .route("/calendar.ics", get(serve_feed))
-            .with_state(answer.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/calendar.ics", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Feed { answer, url }
-    }
-
-    fn set(&self, status: u16, body: String) {
-        *self.answer.lock().unwrap() = (status, body);
-    }
-}
-
-async fn serve_feed(State(answer): State<Arc<Mutex<(u16, String)>>>) -> (HttpStatus, String) {
-    let (status, body) = answer.lock().unwrap().clone();
-    (HttpStatus::from_u16(status).unwrap(), body)
-}
-
-fn utc(t: chrono::DateTime<Utc>) -> String {
-    t.format("%Y%m%dT%H%M%SZ").to_string()
-}
 
 /// A feed with a single meeting tomorrow and a daily one over four days from the day after,
 /// its third day removed (EXDATE) and its second moved an hour later (an overridden instance);
@@ -71,8 +32,8 @@ fn calendar_text(single_hour: u32, with_single: bool) -> String {
             "BEGIN:VEVENT\r\nUID:single@test\r\nDTSTART:{}\r\nDTEND:{}\r\nSUMMARY:Sales call\r\n\
              LOCATION:https://meet.google.com/abc-defg-hij\r\n\
              ATTENDEE;CN=Ann:mailto:ann@example.com\r\nEND:VEVENT\r\n",
-            utc(at(0, single_hour)),
-            utc(at(0, single_hour + 1)),
+            ical_time(at(0, single_hour)),
+            ical_time(at(0, single_hour + 1)),
         ));
     }
     text.push_str(&format!(
@@ -81,42 +42,13 @@ fn calendar_text(single_hour: u32, with_single: bool) -> String {
          DESCRIPTION:Join https://zoom.us/j/555\r\nEND:VEVENT\r\n\
          BEGIN:VEVENT\r\nUID:daily@test\r\nRECURRENCE-ID:{}\r\nDTSTART:{}\r\nDTEND:{}\r\n\
          SUMMARY:Daily (moved)\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n",
-        utc(at(1, 15)),
-        utc(at(3, 15)),
-        utc(at(2, 15)),
-        utc(at(2, 16)),
-        utc(at(2, 17)),
+        ical_time(at(1, 15)),
+        ical_time(at(3, 15)),
+        ical_time(at(2, 15)),
+        ical_time(at(2, 16)),
+        ical_time(at(2, 17)),
     ));
     text
-}
-
-/// The calendar webhooks received so far, each checked against the project's secret.
-fn calendar_hooks(receiver: &Receiver, project: &Project) -> Vec<Value> {
-    let secret = WebhookSecret::parse(&project.webhook_secret).unwrap();
-    receiver
-        .received()
-        .iter()
-        .map(|r: &Received| {
-            let signature = r.header("x-webhook-signature").expect("signed");
-            assert_eq!(
-                verify_attendee(secret.as_bytes(), &r.body, signature),
-                AttendeeCheck::RawBody
-            );
-            r.json()
-        })
-        .collect()
-}
-
-async fn wait_hooks(receiver: &Receiver, project: &Project, n: usize) -> Vec<Value> {
-    receiver
-        .wait_until(WAIT, &format!("{n} calendar webhooks"), |r| r.len() >= n)
-        .await;
-    calendar_hooks(receiver, project)
-}
-
-async fn events(api: &Api, calendar: &str) -> Vec<Value> {
-    api.list_all(&format!("/api/v1/calendar_events?calendar_id={calendar}"))
-        .await
 }
 
 fn live(events: &[Value]) -> Vec<(String, String)> {
@@ -132,13 +64,6 @@ fn live(events: &[Value]) -> Vec<(String, String)> {
         .collect();
     live.sort_by(|a, b| a.1.cmp(&b.1));
     live
-}
-
-async fn sync_now(api: &Api, calendar: &str) {
-    let (status, body) = api
-        .post(&format!("/api/v1/calendars/{calendar}/sync"), &json!({}))
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
 }
 
 #[tokio::test]
@@ -192,7 +117,7 @@ async fn an_ical_feed_syncs_changes_and_disconnects_with_signed_webhooks() {
         .as_str()
         .unwrap()
         .ends_with('Z'));
-    let found = events(&api, &id).await;
+    let found = calendar_events(&api, &id).await;
     let names: Vec<String> = live(&found).into_iter().map(|(n, _)| n).collect();
     assert_eq!(names, ["Sales call", "Daily", "Daily (moved)", "Daily"]);
     let sales = found.iter().find(|e| e["name"] == "Sales call").unwrap();
@@ -211,12 +136,12 @@ async fn an_ical_feed_syncs_changes_and_disconnects_with_signed_webhooks() {
     feed.set(200, calendar_text(12, true));
     sync_now(&api, &id).await;
     wait_hooks(&receiver, &project, 2).await;
-    let moved = live(&events(&api, &id).await);
+    let moved = live(&calendar_events(&api, &id).await);
     assert!(moved[0].1.contains("T12:00:00"), "{moved:?}");
     feed.set(200, calendar_text(12, false));
     sync_now(&api, &id).await;
     wait_hooks(&receiver, &project, 3).await;
-    let after = events(&api, &id).await;
+    let after = calendar_events(&api, &id).await;
     let gone = after.iter().find(|e| e["name"] == "Sales call").unwrap();
     assert_eq!(gone["is_deleted"], true);
     let filtered = api
@@ -274,7 +199,7 @@ async fn an_ical_feed_syncs_changes_and_disconnects_with_signed_webhooks() {
     assert_eq!(log.len(), 6);
     let (status, _) = api.delete(&format!("/api/v1/calendars/{id}")).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    assert!(events(&api, &id).await.is_empty());
+    assert!(calendar_events(&api, &id).await.is_empty());
 }
 
 #[tokio::test]

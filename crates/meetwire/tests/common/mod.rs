@@ -2,6 +2,7 @@
 //! driven over HTTP like a user would.
 #![allow(dead_code)]
 
+pub mod feed;
 pub mod receiver;
 pub mod ui;
 

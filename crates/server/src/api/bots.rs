@@ -5,11 +5,12 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::Json;
 use chrono::DateTime;
+use meetwire_core::auto_join::{DEFAULT_BOT_NAME, MAX_BOT_NAME_CHARS};
 use meetwire_core::record::RecordKind;
 use meetwire_core::state::BotState;
 use meetwire_core::time::{now, Timestamp};
 use meetwire_store::{
-    Actor, Bot, BotFilter, BotInput, BotPatch, NewBot, PageRequest, Store, StoredRecord,
+    Actor, Bot, BotFilter, BotInput, BotPatch, NewBot, PageRequest, Store, StoreError, StoredRecord,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -26,13 +27,17 @@ use crate::sandbox::script::SandboxMeeting;
 
 /// How far in the past a `join_at` may be (clock skew) before it is refused.
 const JOIN_AT_GRACE_SECONDS: i64 = 60;
-const DEFAULT_BOT_NAME: &str = "Meeting Bot";
 const MAX_DEDUP_KEY_LEN: usize = 1024;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBotBody {
-    meeting_url: String,
+    #[serde(default)]
+    meeting_url: Option<String>,
+    /// Instead of `meeting_url` and `join_at`: the bot joins this calendar event's meeting at
+    /// its start, and follows the event when it moves or is deleted.
+    #[serde(default)]
+    calendar_event_id: Option<String>,
     #[serde(default)]
     bot_name: Option<String>,
     #[serde(default)]
@@ -84,7 +89,8 @@ impl CreateBotBody {
     /// A bot with just a meeting URL and a name, as the UI's form makes one.
     pub(crate) fn for_meeting(meeting_url: String, bot_name: Option<String>) -> CreateBotBody {
         CreateBotBody {
-            meeting_url,
+            meeting_url: Some(meeting_url),
+            calendar_event_id: None,
             bot_name,
             metadata: None,
             deduplication_key: None,
@@ -112,13 +118,32 @@ pub(crate) async fn create_bot(
     body: CreateBotBody,
 ) -> ApiResult<Bot> {
     let at = now();
-    let sandbox = SandboxMeeting::from_meeting_url(&body.meeting_url, body.sandbox_script.as_ref())
+    let (meeting_url, join_at) = match (body.meeting_url, &body.calendar_event_id) {
+        (Some(url), None) => (url, join_at(body.join_at.as_deref(), &at)?),
+        (None, Some(event_id)) if body.join_at.is_none() => {
+            from_calendar_event(state, project, event_id, &at).await?
+        }
+        (None, Some(_)) => return Err(ApiError::BadRequest(
+            "join_at cannot be given with calendar_event_id: the bot joins at the event's start"
+                .into(),
+        )),
+        (Some(_), Some(_)) => return Err(ApiError::BadRequest(
+            "meeting_url cannot be given with calendar_event_id: the bot joins the event's meeting"
+                .into(),
+        )),
+        (None, None) => {
+            return Err(ApiError::BadRequest(
+                "meeting_url (or calendar_event_id) is required".into(),
+            ))
+        }
+    };
+    let sandbox = SandboxMeeting::from_meeting_url(&meeting_url, body.sandbox_script.as_ref())
         .map_err(ApiError::BadRequest)?;
     let bot_name = body.bot_name.unwrap_or_else(|| DEFAULT_BOT_NAME.to_owned());
-    if bot_name.trim().is_empty() || bot_name.chars().count() > 255 {
-        return Err(ApiError::BadRequest(
-            "bot_name must be 1 to 255 characters".into(),
-        ));
+    if bot_name.trim().is_empty() || bot_name.chars().count() > MAX_BOT_NAME_CHARS {
+        return Err(ApiError::BadRequest(format!(
+            "bot_name must be 1 to {MAX_BOT_NAME_CHARS} characters"
+        )));
     }
     if let Some(key) = &body.deduplication_key {
         if key.is_empty() || key.len() > MAX_DEDUP_KEY_LEN {
@@ -128,11 +153,12 @@ pub(crate) async fn create_bot(
         }
     }
     let new = NewBot {
-        meeting_url: body.meeting_url,
+        meeting_url,
         bot_name,
         metadata: metadata(body.metadata)?,
         deduplication_key: body.deduplication_key,
-        join_at: join_at(body.join_at.as_deref(), &at)?,
+        join_at,
+        calendar_event_id: body.calendar_event_id,
         is_sandbox: sandbox.is_some(),
         sandbox_script: body.sandbox_script,
         webhooks: bot_webhooks(
@@ -143,6 +169,42 @@ pub(crate) async fn create_bot(
     let bot = state.store.create_bot(project, new).await?;
     state.wake_runners();
     Ok(bot)
+}
+
+/// The meeting link and join time of a bot sent to a calendar event: the event's link, at its
+/// start (at once if it has started). The event must be the project's, live, with a link, and
+/// not over.
+async fn from_calendar_event(
+    state: &AppState,
+    project: &str,
+    event_id: &str,
+    at: &Timestamp,
+) -> ApiResult<(String, Option<Timestamp>)> {
+    let event = match state.store.get_calendar_event(project, event_id).await {
+        Err(StoreError::NotFound) => {
+            return Err(ApiError::BadRequest(format!(
+                "calendar_event_id {event_id} is not an event of this project"
+            )))
+        }
+        other => other?,
+    };
+    if event.is_deleted {
+        return Err(ApiError::BadRequest(format!(
+            "calendar event {event_id} has been deleted"
+        )));
+    }
+    if event.end_time <= *at {
+        return Err(ApiError::BadRequest(format!(
+            "calendar event {event_id} has already ended"
+        )));
+    }
+    let meeting_url = event.meeting_url.ok_or_else(|| {
+        ApiError::BadRequest(format!("calendar event {event_id} has no meeting link"))
+    })?;
+    Ok((
+        meeting_url,
+        (event.start_time > *at).then_some(event.start_time),
+    ))
 }
 
 /// The bot object with all its events.

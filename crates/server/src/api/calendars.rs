@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use chrono::DateTime;
+use meetwire_core::auto_join::AutoJoinRule;
 use meetwire_core::calendar::{CalendarStatus, Platform};
 use meetwire_core::time::{rest_timestamp, Timestamp};
 use meetwire_store::{
@@ -43,6 +44,8 @@ pub struct CreateBody {
     deduplication_key: Option<String>,
     #[serde(default)]
     metadata: Option<Value>,
+    #[serde(default)]
+    auto_join: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -52,6 +55,24 @@ pub struct PatchBody {
     ical_url: Option<String>,
     #[serde(default)]
     metadata: Option<Value>,
+    /// Absent: unchanged; `null`: auto-join off; an object: the new rule.
+    #[serde(default, deserialize_with = "present")]
+    auto_join: Option<Value>,
+}
+
+/// A field that was given, `null` included (serde reads a plain `Option` null as absent).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+/// An `auto_join` value: `null` for none, else a rule checked by the one reader of rules.
+fn auto_join_rule(value: Value) -> ApiResult<Option<AutoJoinRule>> {
+    match value {
+        Value::Null => Ok(None),
+        rule => AutoJoinRule::from_json(rule)
+            .map(Some)
+            .map_err(ApiError::BadRequest),
+    }
 }
 
 pub fn view(c: &Calendar) -> Value {
@@ -72,6 +93,7 @@ pub fn view(c: &Calendar) -> Value {
         "connection_failure_data": status.connection_failure_data,
         "last_successful_sync_at": status.last_successful_sync_at,
         "last_attempted_sync_at": status.last_attempted_sync_at,
+        "auto_join": c.auto_join,
         "created_at": rest_timestamp(&c.created_at),
         "updated_at": rest_timestamp(&c.updated_at),
     })
@@ -156,6 +178,7 @@ pub async fn create(
         sealed_credentials: seal(&state, &credentials)?,
         deduplication_key: body.deduplication_key,
         metadata: metadata(body.metadata)?.unwrap_or_default(),
+        auto_join: auto_join_rule(body.auto_join.unwrap_or(Value::Null))?,
     };
     let calendar = match state.store.create_calendar(&project, new).await {
         Err(StoreError::Conflict(message)) => return Err(ApiError::BadRequest(message)),
@@ -215,6 +238,7 @@ pub async fn patch(
     let patch = CalendarPatch {
         metadata: metadata(body.metadata)?,
         sealed_credentials,
+        auto_join: body.auto_join.map(auto_join_rule).transpose()?,
     };
     let calendar = state.store.patch_calendar(&project, &id, patch).await?;
     state.calendar_wake.notify_one();

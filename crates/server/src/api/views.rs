@@ -27,6 +27,7 @@ pub fn bot(bot: &Bot, events: &[StoredRecord]) -> Value {
         "recording_state": bot.recording_state,
         "join_at": bot.join_at.as_ref().map(rest_timestamp),
         "deduplication_key": bot.deduplication_key,
+        "calendar_event_id": bot.calendar_event_id,
     })
 }
 

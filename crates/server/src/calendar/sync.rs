@@ -15,6 +15,7 @@ use super::feed::{FeedClient, FetchError};
 use super::ical::{events_in, Window};
 use super::Credentials;
 use crate::app::AppState;
+use crate::sandbox::script::SandboxMeeting;
 
 /// How long one sync may take before another process may claim the calendar again.
 const LEASE: Span = Span::minutes(5);
@@ -95,8 +96,23 @@ fn next_sync(state: &AppState, outcome: &SyncOutcome, at: Timestamp) -> Timestam
     }
 }
 
+/// A `sandbox://` link the sandbox cannot run (an unknown scenario, a bad speed) is not a
+/// meeting a bot could join, so the event is kept without it.
+fn joinable_links_only(outcome: &mut SyncOutcome) {
+    if let SyncOutcome::Synced { events, .. } = outcome {
+        for event in events {
+            if let Some(url) = &event.meeting_url {
+                if SandboxMeeting::from_meeting_url(url, None).is_err() {
+                    event.meeting_url = None;
+                }
+            }
+        }
+    }
+}
+
 async fn sync_one(state: &AppState, client: &FeedClient, claimed: CalendarToSync) {
-    let outcome = read_provider(state, client, &claimed).await;
+    let mut outcome = read_provider(state, client, &claimed).await;
+    joinable_links_only(&mut outcome);
     if let SyncOutcome::Transient(reason) | SyncOutcome::AuthFailed(reason) = &outcome {
         tracing::info!(calendar = %claimed.calendar.id, reason = %reason, "calendar sync failed");
     }
@@ -111,6 +127,9 @@ async fn sync_one(state: &AppState, client: &FeedClient, claimed: CalendarToSync
         {
             Ok(report) => {
                 tracing::debug!(calendar = %claimed.calendar.id, ?report, "calendar synced");
+                if report.bots_created > 0 {
+                    state.wake_runners();
+                }
                 return;
             }
             Err(e) => {

@@ -11,11 +11,14 @@ use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Response};
 use meetwire_core::record::RecordKind;
 use meetwire_core::time::now;
-use meetwire_store::{Bot, DeliveryFilter, DeliveryStatus, PageRequest, Store, StoredRecord};
+use meetwire_store::{
+    Bot, DeliveryFilter, DeliveryStatus, PageRequest, Store, StoreError, StoredRecord,
+};
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::bots::{bot_href, state_badge};
+use super::calendars::calendar_href;
 use super::delivery_list::{self, DeliveryRow, RowLinks};
 use super::error::{UiError, UiResult};
 use super::form::CsrfForm;
@@ -138,6 +141,10 @@ struct BotPage {
     name: String,
     meeting_url: String,
     metadata: String,
+    /// The calendar event the bot was sent to (empty if none), and its calendar's page (empty
+    /// once the calendar is deleted).
+    calendar_event: String,
+    calendar_href: String,
     tabs: Vec<TabLink>,
     live_src: String,
     live: String,
@@ -283,7 +290,20 @@ pub async fn page(
     if let Some(cursor) = &query.cursor {
         live_src.push_str(&format!("&cursor={cursor}"));
     }
+    let (calendar_event, calendar_href) = match &bot.calendar_event_id {
+        Some(event_id) => match state.store.get_calendar_event(project, event_id).await {
+            Ok(event) => (
+                event.name.unwrap_or_else(|| event_id.clone()),
+                calendar_href(project, &event.calendar_id),
+            ),
+            Err(StoreError::NotFound) => (event_id.clone(), String::new()),
+            Err(e) => return Err(e.into()),
+        },
+        None => (String::new(), String::new()),
+    };
     render(&BotPage {
+        calendar_event,
+        calendar_href,
         chrome: Chrome::new(&member, Section::Bots, notice(query.notice.as_deref())),
         id: bot.id.clone(),
         name: bot.bot_name.clone(),

@@ -5,6 +5,7 @@
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
+use meetwire_core::auto_join::AutoJoinRule;
 use meetwire_core::calendar::CalendarState;
 use meetwire_store::{Calendar, CalendarEventFilter, CalendarFilter, DeliveryFilter, PageRequest};
 use serde::Deserialize;
@@ -54,7 +55,7 @@ fn row(project: &str, c: &Calendar) -> CalendarRow {
     }
 }
 
-fn calendar_href(project: &str, id: &str) -> String {
+pub(super) fn calendar_href(project: &str, id: &str) -> String {
     project_href(project, &format!("calendars/{id}"))
 }
 
@@ -115,6 +116,7 @@ struct CalendarPage {
     chrome: Chrome,
     calendar: CalendarRow,
     metadata: String,
+    auto_join: String,
     sync_action: String,
     events_href: String,
     webhooks_href: String,
@@ -124,6 +126,22 @@ struct CalendarPage {
     csrf: String,
     next_href: Option<String>,
     previous_href: Option<String>,
+}
+
+/// The `auto_join` rule in words.
+fn auto_join_text(rule: Option<&AutoJoinRule>) -> String {
+    let Some(rule) = rule else {
+        return "off".into();
+    };
+    let events = if rule.attendees.is_empty() {
+        "every event with a meeting link".to_owned()
+    } else {
+        format!(
+            "events with a meeting link and {}",
+            rule.attendees.join(", ")
+        )
+    };
+    format!("a bot named “{}” to {events}", rule.bot_name())
 }
 
 pub async fn page(
@@ -143,6 +161,7 @@ pub async fn page(
         chrome: Chrome::new(&member, Section::Calendars, notice(query.notice.as_deref())),
         calendar: row(project, &calendar),
         metadata: serde_json::Value::Object(calendar.metadata.clone()).to_string(),
+        auto_join: auto_join_text(calendar.auto_join.as_ref()),
         sync_action: format!("{href}/sync"),
         events_href: href.clone(),
         webhooks_href: format!("{href}?tab=webhooks"),
