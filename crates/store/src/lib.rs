@@ -225,13 +225,16 @@ pub trait Store: Send + Sync + 'static {
     /// in the project is a conflict naming it.
     async fn create_calendar(&self, project_id: &str, new: NewCalendar) -> Result<Calendar>;
     async fn get_calendar(&self, project_id: &str, id: &str) -> Result<Calendar>;
+    /// The calendar's credentials as sealed at rest (a patch merges new fields into them).
+    async fn calendar_credentials(&self, project_id: &str, id: &str) -> Result<Vec<u8>>;
     async fn list_calendars(
         &self,
         project_id: &str,
         filter: &CalendarFilter,
         page: PageRequest,
     ) -> Result<Page<Calendar>>;
-    /// New credentials make the next sync due at once and start it from scratch; a new
+    /// New credentials make the next sync due at once and start it from scratch (a sync
+    /// running with the old ones loses its claim, so its result is dropped); a new
     /// `auto_join` rule makes it due at once too, and that sync applies the rule.
     async fn patch_calendar(
         &self,
@@ -249,6 +252,7 @@ pub trait Store: Send + Sync + 'static {
     async fn claim_calendar_sync(&self, lease_until: Timestamp) -> Result<Option<CalendarToSync>>;
     /// Stores a claimed sync's outcome in one transaction with the webhooks it owes (nothing
     /// if the claim was lost meanwhile); the next sync is due at `next_sync_at`. A good sync
+    /// stores the credentials the provider renewed, if any, and
     /// also moves the waiting bots of moved events, cancels those of deleted ones and creates
     /// the bots of the calendar's `auto_join` rule, with their webhooks, in that transaction.
     async fn finish_calendar_sync(

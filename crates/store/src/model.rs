@@ -497,6 +497,9 @@ pub enum SyncOutcome {
         deleted: Vec<String>,
         complete: bool,
         sync_token: Option<String>,
+        /// Credentials the provider renewed during the sync (a rotated refresh token), sealed;
+        /// stored unless the calendar's credentials were changed meanwhile.
+        renewed_credentials: Option<Vec<u8>>,
     },
     /// The credentials no longer work: the calendar is disconnected until they change.
     AuthFailed(String),

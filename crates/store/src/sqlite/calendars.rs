@@ -188,6 +188,16 @@ pub(super) async fn get(pool: &SqlitePool, project_id: &str, id: &str) -> Result
     fetch(&mut conn, project_id, id).await
 }
 
+/// The calendar's sealed credentials.
+pub(super) async fn credentials(pool: &SqlitePool, project_id: &str, id: &str) -> Result<Vec<u8>> {
+    sqlx::query_scalar("SELECT credentials FROM calendars WHERE id = ? AND project_id = ?")
+        .bind(id)
+        .bind(project_id)
+        .fetch_optional(pool)
+        .await?
+        .ok_or(StoreError::NotFound)
+}
+
 /// The project's calendars, oldest first.
 pub(super) async fn list(
     pool: &SqlitePool,
@@ -245,10 +255,11 @@ pub(super) async fn patch(
         .await?;
     }
     if let Some(credentials) = &patch.sealed_credentials {
-        // New credentials: sync at once, from scratch (a token of the old ones means nothing).
+        // New credentials: sync at once, from scratch (a token of the old ones means nothing),
+        // and a sync still running with the old ones loses its claim, so its result is dropped.
         sqlx::query(
             "UPDATE calendars SET credentials = ?, sync_token = NULL, next_sync_at = ?, \
-             updated_at = ? WHERE id = ?",
+             claim_token = NULL, claimed_until = NULL, updated_at = ? WHERE id = ?",
         )
         .bind(credentials)
         .bind(at)
@@ -551,6 +562,7 @@ pub(super) async fn finish(
             deleted,
             complete,
             sync_token,
+            renewed_credentials,
         } => {
             for event in events {
                 match upsert_event(&mut tx, &before, event, at_micros).await? {
@@ -565,6 +577,7 @@ pub(super) async fn finish(
             sqlx::query(
                 "UPDATE calendars SET state = ?, failure_error = NULL, failure_at = NULL, \
                  last_successful_sync_at = ?, last_attempted_sync_at = ?, sync_token = ?, \
+                 credentials = coalesce(?, credentials), \
                  next_sync_at = ?, claim_token = NULL, claimed_until = NULL, updated_at = ? \
                  WHERE id = ?",
             )
@@ -572,6 +585,7 @@ pub(super) async fn finish(
             .bind(at_micros)
             .bind(at_micros)
             .bind(sync_token)
+            .bind(renewed_credentials)
             .bind(next_sync_at.timestamp_micros())
             .bind(at_micros)
             .bind(calendar_id)

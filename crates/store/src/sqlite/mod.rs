@@ -591,6 +591,10 @@ impl Store for SqliteStore {
         calendars::get(&self.reader, project_id, id).await
     }
 
+    async fn calendar_credentials(&self, project_id: &str, id: &str) -> Result<Vec<u8>> {
+        calendars::credentials(&self.reader, project_id, id).await
+    }
+
     async fn list_calendars(
         &self,
         project_id: &str,
