@@ -100,6 +100,27 @@ pub struct ServeArgs {
     pub delivery: DeliveryArgs,
     #[command(flatten)]
     pub connections: ConnectionArgs,
+    #[command(flatten)]
+    pub calendar_providers: CalendarProviderArgs,
+}
+
+/// Where the calendar providers' APIs are (their public addresses by default; a test or a
+/// proxy may put them elsewhere).
+#[derive(Args, Clone, Default)]
+pub struct CalendarProviderArgs {
+    /// Google's OAuth2 token endpoint (default https://oauth2.googleapis.com/token).
+    #[arg(long, env = "MEETWIRE_GOOGLE_TOKEN_URL")]
+    pub google_token_url: Option<String>,
+    /// The base URL of Google's Calendar API (default https://www.googleapis.com).
+    #[arg(long, env = "MEETWIRE_GOOGLE_API_URL")]
+    pub google_api_url: Option<String>,
+    /// Microsoft's OAuth2 token endpoint
+    /// (default https://login.microsoftonline.com/common/oauth2/v2.0/token).
+    #[arg(long, env = "MEETWIRE_MICROSOFT_TOKEN_URL")]
+    pub microsoft_token_url: Option<String>,
+    /// The base URL of Microsoft Graph (default https://graph.microsoft.com).
+    #[arg(long, env = "MEETWIRE_MICROSOFT_GRAPH_URL")]
+    pub microsoft_graph_url: Option<String>,
 }
 
 /// How long clients may take, and how many may be connected.

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use meetwire_core::retry::{RetrySchedule, ScheduleError};
 use meetwire_core::sealing::SealingKey;
+use meetwire_server::calendar::provider::ProviderUrls;
 use meetwire_server::connections::{body_read_timeout_for, ConnectionLimits};
 use meetwire_server::delivery::guard::AddressPolicy;
 use meetwire_server::delivery::DeliveryConfig;
@@ -15,7 +16,7 @@ use meetwire_store::sqlite::SqliteStore;
 use meetwire_store::{Store, StoreOptions};
 use serde::Deserialize;
 
-use crate::cli::{ConnectionArgs, DeliveryArgs, ServeArgs, StorageArgs};
+use crate::cli::{CalendarProviderArgs, ConnectionArgs, DeliveryArgs, ServeArgs, StorageArgs};
 use crate::open_files::OpenFiles;
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +66,10 @@ struct FileConfig {
     body_read_timeout: Option<f64>,
     idle_timeout: Option<f64>,
     max_connections: Option<usize>,
+    google_token_url: Option<String>,
+    google_api_url: Option<String>,
+    microsoft_token_url: Option<String>,
+    microsoft_graph_url: Option<String>,
 }
 
 /// The retry schedule as the flag writes it (`"2,8,32"`) or as a TOML list (`[2, 8, 32]`).
@@ -261,6 +266,61 @@ fn public_url(args: &ServeArgs, file: &FileConfig) -> Result<Option<url::Url>, S
         .transpose()
 }
 
+/// The providers' URLs: each flag, else the file's key, else the provider's public address.
+fn calendar_providers(
+    args: &CalendarProviderArgs,
+    file: &FileConfig,
+) -> Result<ProviderUrls, SettingsError> {
+    let defaults = ProviderUrls::default();
+    Ok(ProviderUrls {
+        google_token: provider_url(
+            "google_token_url",
+            args.google_token_url
+                .as_ref()
+                .or(file.google_token_url.as_ref()),
+            defaults.google_token,
+        )?,
+        google_api: provider_url(
+            "google_api_url",
+            args.google_api_url
+                .as_ref()
+                .or(file.google_api_url.as_ref()),
+            defaults.google_api,
+        )?,
+        microsoft_token: provider_url(
+            "microsoft_token_url",
+            args.microsoft_token_url
+                .as_ref()
+                .or(file.microsoft_token_url.as_ref()),
+            defaults.microsoft_token,
+        )?,
+        microsoft_graph: provider_url(
+            "microsoft_graph_url",
+            args.microsoft_graph_url
+                .as_ref()
+                .or(file.microsoft_graph_url.as_ref()),
+            defaults.microsoft_graph,
+        )?,
+    })
+}
+
+fn provider_url(
+    name: &str,
+    given: Option<&String>,
+    default: url::Url,
+) -> Result<url::Url, SettingsError> {
+    let Some(text) = given else {
+        return Ok(default);
+    };
+    match url::Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(url),
+        Ok(_) => Err(SettingsError::Invalid(format!(
+            "{name} {text}: not an http(s) URL"
+        ))),
+        Err(e) => Err(SettingsError::Invalid(format!("{name} {text}: {e}"))),
+    }
+}
+
 fn connection_limits(
     args: &ConnectionArgs,
     file: &FileConfig,
@@ -339,6 +399,7 @@ pub fn serve_settings(
             args.calendar_sync_interval.or(file.calendar_sync_interval),
             defaults.calendar_sync_interval,
         )?,
+        calendar_providers: calendar_providers(&args.calendar_providers, &file)?,
         sandbox_runner: args
             .sandbox_runner
             .or(file.sandbox_runner)

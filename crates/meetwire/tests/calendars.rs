@@ -231,8 +231,21 @@ async fn bad_calendar_requests_are_refused_and_change_nothing() {
             "metadata must be an object whose values are strings",
         ),
         (
-            json!({"platform": "google", "client_id": "a", "client_secret": "b", "refresh_token": "c"}),
-            "not supported by this server yet",
+            json!({"platform": "google", "client_id": "a", "client_secret": "b"}),
+            "refresh_token is required for a google calendar",
+        ),
+        (
+            json!({"platform": "microsoft", "client_id": "a", "client_secret": "b",
+                   "refresh_token": "c", "ical_url": "https://x.example/c.ics"}),
+            "ical_url is not a credential of a microsoft calendar",
+        ),
+        (
+            json!({"platform": "google", "client_id": "", "client_secret": "b", "refresh_token": "c"}),
+            "client_id must be between 1 and 4096 characters",
+        ),
+        (
+            json!({"platform": "outlook", "client_id": "a"}),
+            "Invalid platform: outlook",
         ),
     ] {
         let (status, answer) = api.post("/api/v1/calendars", &body).await;

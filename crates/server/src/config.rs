@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::calendar::provider::ProviderUrls;
 use crate::connections::ConnectionLimits;
 use crate::delivery::DeliveryConfig;
 
@@ -19,6 +20,8 @@ pub struct ServerConfig {
     pub stage_lead: Duration,
     /// How often each connected calendar is synced.
     pub calendar_sync_interval: Duration,
+    /// Where Google's and Microsoft's calendar APIs are reached.
+    pub calendar_providers: ProviderUrls,
     /// Whether this node runs the built-in sandbox runner.
     pub sandbox_runner: bool,
     pub delivery: DeliveryConfig,
@@ -37,6 +40,7 @@ impl Default for ServerConfig {
             poll_interval: Duration::from_secs(1),
             stage_lead: Duration::from_secs(60),
             calendar_sync_interval: Duration::from_secs(300),
+            calendar_providers: ProviderUrls::default(),
             sandbox_runner: true,
             delivery: DeliveryConfig::default(),
             secure_cookies: false,

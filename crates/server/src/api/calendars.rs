@@ -1,7 +1,6 @@
 //! `/api/v1/calendars…` and `/api/v1/calendar_events`: connect a calendar (its credentials
-//! sealed at rest and never shown again), read its state and events, sync it now. iCalendar
-//! feeds are served; `google` and `microsoft` are refused with a message until their clients
-//! exist.
+//! sealed at rest and never shown again, a patch merging new fields into them), read its state
+//! and events, sync it now.
 
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -25,6 +24,7 @@ use super::json::ApiJson;
 use super::pagination::{page_body, query_params, PageBody, QueryParams};
 use super::path::ApiPath;
 use crate::app::AppState;
+use crate::calendar::provider::OAuthCredentials;
 use crate::calendar::Credentials;
 
 /// Every credential field any platform takes, so one a platform does not take is named.
@@ -41,6 +41,8 @@ pub struct CreateBody {
     #[serde(default)]
     refresh_token: Option<String>,
     #[serde(default)]
+    platform_uuid: Option<String>,
+    #[serde(default)]
     deduplication_key: Option<String>,
     #[serde(default)]
     metadata: Option<Value>,
@@ -53,6 +55,14 @@ pub struct CreateBody {
 pub struct PatchBody {
     #[serde(default)]
     ical_url: Option<String>,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    client_secret: Option<String>,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    platform_uuid: Option<String>,
     #[serde(default)]
     metadata: Option<Value>,
     /// Absent: unchanged; `null`: auto-join off; an object: the new rule.
@@ -127,37 +137,131 @@ fn ical_url(state: &AppState, url: &str) -> ApiResult<String> {
     Ok(url.to_owned())
 }
 
-/// The credentials a create names, checked against what its platform takes.
-fn credentials(state: &AppState, body: &CreateBody) -> ApiResult<Credentials> {
-    let platform: Platform = body
-        .platform
-        .parse()
-        .map_err(|_| ApiError::BadRequest(format!("Invalid platform: {}", body.platform)))?;
-    match platform {
-        Platform::Ical => {
-            let oauth = [
-                ("client_id", &body.client_id),
-                ("client_secret", &body.client_secret),
-                ("refresh_token", &body.refresh_token),
-            ];
-            if let Some((name, _)) = oauth.iter().find(|(_, v)| v.is_some()) {
-                return Err(ApiError::BadRequest(format!(
-                    "{name} is not a credential of an ical calendar"
-                )));
-            }
-            let url = body
-                .ical_url
-                .as_deref()
-                .ok_or_else(|| ApiError::BadRequest("ical_url is required".into()))?;
-            Ok(Credentials::Ical {
-                ical_url: ical_url(state, url)?,
-            })
+/// The credential fields a create or a patch gave.
+struct CredentialFields<'a> {
+    ical_url: Option<&'a str>,
+    client_id: Option<&'a str>,
+    client_secret: Option<&'a str>,
+    refresh_token: Option<&'a str>,
+    platform_uuid: Option<&'a str>,
+}
+
+impl CredentialFields<'_> {
+    fn of_create(body: &CreateBody) -> CredentialFields<'_> {
+        CredentialFields {
+            ical_url: body.ical_url.as_deref(),
+            client_id: body.client_id.as_deref(),
+            client_secret: body.client_secret.as_deref(),
+            refresh_token: body.refresh_token.as_deref(),
+            platform_uuid: body.platform_uuid.as_deref(),
         }
-        Platform::Google | Platform::Microsoft => Err(ApiError::BadRequest(format!(
-            "platform {} is not supported by this server yet; use an iCalendar feed (platform ical)",
-            platform.code()
-        ))),
     }
+
+    fn of_patch(body: &PatchBody) -> CredentialFields<'_> {
+        CredentialFields {
+            ical_url: body.ical_url.as_deref(),
+            client_id: body.client_id.as_deref(),
+            client_secret: body.client_secret.as_deref(),
+            refresh_token: body.refresh_token.as_deref(),
+            platform_uuid: body.platform_uuid.as_deref(),
+        }
+    }
+
+    fn oauth(&self) -> [(&'static str, Option<&str>); 4] {
+        [
+            ("client_id", self.client_id),
+            ("client_secret", self.client_secret),
+            ("refresh_token", self.refresh_token),
+            ("platform_uuid", self.platform_uuid),
+        ]
+    }
+
+    fn any(&self) -> bool {
+        self.ical_url.is_some() || self.oauth().iter().any(|(_, v)| v.is_some())
+    }
+}
+
+/// Longest credential field accepted.
+const MAX_CREDENTIAL_CHARS: usize = 4096;
+
+/// The credentials of a `platform` calendar: the fields given, the rest (on a patch) from
+/// `current`. A field the platform does not take is refused by name, as is a missing one.
+fn credentials(
+    state: &AppState,
+    platform: Platform,
+    given: &CredentialFields<'_>,
+    current: Option<Credentials>,
+) -> ApiResult<Credentials> {
+    let not_taken = |name: &str| {
+        ApiError::BadRequest(format!(
+            "{name} is not a credential of a {} calendar",
+            platform.code()
+        ))
+    };
+    let required = |name: &str| {
+        ApiError::BadRequest(format!(
+            "{name} is required for a {} calendar",
+            platform.code()
+        ))
+    };
+    for (name, value) in given.oauth().iter().chain([&("ical_url", given.ical_url)]) {
+        if value.is_some_and(|v| v.trim().is_empty() || v.chars().count() > MAX_CREDENTIAL_CHARS) {
+            return Err(ApiError::BadRequest(format!(
+                "{name} must be between 1 and {MAX_CREDENTIAL_CHARS} characters"
+            )));
+        }
+    }
+    if platform == Platform::Ical {
+        if let Some((name, _)) = given.oauth().iter().find(|(_, v)| v.is_some()) {
+            return Err(not_taken(name));
+        }
+        let url = match (given.ical_url, &current) {
+            (Some(url), _) => url,
+            (None, Some(Credentials::Ical { ical_url })) => ical_url.as_str(),
+            (None, _) => return Err(required("ical_url")),
+        };
+        return Ok(Credentials::Ical {
+            ical_url: ical_url(state, url)?,
+        });
+    }
+    if given.ical_url.is_some() {
+        return Err(not_taken("ical_url"));
+    }
+    let current = match current {
+        Some(Credentials::Google(oauth) | Credentials::Microsoft(oauth)) => Some(oauth),
+        _ => None,
+    };
+    let field = |name: &str, value: Option<&str>, kept: Option<&String>| {
+        value
+            .map(str::to_owned)
+            .or_else(|| kept.cloned())
+            .ok_or_else(|| required(name))
+    };
+    let oauth = OAuthCredentials {
+        client_id: field(
+            "client_id",
+            given.client_id,
+            current.as_ref().map(|c| &c.client_id),
+        )?,
+        client_secret: field(
+            "client_secret",
+            given.client_secret,
+            current.as_ref().map(|c| &c.client_secret),
+        )?,
+        refresh_token: field(
+            "refresh_token",
+            given.refresh_token,
+            current.as_ref().map(|c| &c.refresh_token),
+        )?,
+        platform_uuid: given
+            .platform_uuid
+            .map(str::to_owned)
+            .or_else(|| current.and_then(|c| c.platform_uuid)),
+    };
+    Ok(match platform {
+        Platform::Google => Credentials::Google(oauth),
+        _ => Credentials::Microsoft(oauth),
+    })
 }
 
 fn seal(state: &AppState, credentials: &Credentials) -> ApiResult<Vec<u8>> {
@@ -172,7 +276,11 @@ pub async fn create(
     Project(project): Project,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> ApiResult<impl IntoResponse> {
-    let credentials = credentials(&state, &body)?;
+    let platform: Platform = body
+        .platform
+        .parse()
+        .map_err(|_| ApiError::BadRequest(format!("Invalid platform: {}", body.platform)))?;
+    let credentials = credentials(&state, platform, &CredentialFields::of_create(&body), None)?;
     let new = NewCalendar {
         platform: credentials.platform(),
         sealed_credentials: seal(&state, &credentials)?,
@@ -220,20 +328,17 @@ pub async fn patch(
     ApiJson(body): ApiJson<PatchBody>,
 ) -> ApiResult<Json<Value>> {
     let current = state.store.get_calendar(&project, &id).await?;
-    let sealed_credentials = match (&body.ical_url, current.platform) {
-        (None, _) => None,
-        (Some(url), Platform::Ical) => Some(seal(
-            &state,
-            &Credentials::Ical {
-                ical_url: ical_url(&state, url)?,
-            },
-        )?),
-        (Some(_), platform) => {
-            return Err(ApiError::BadRequest(format!(
-                "ical_url is not a credential of a {} calendar",
-                platform.code()
-            )))
-        }
+    let given = CredentialFields::of_patch(&body);
+    let sealed_credentials = if given.any() {
+        let sealed = state.store.calendar_credentials(&project, &id).await?;
+        let stored = Credentials::open(&sealed, &state.sealing).map_err(|e| {
+            tracing::error!(error = %e, "cannot open calendar credentials");
+            ApiError::Internal
+        })?;
+        let merged = credentials(&state, current.platform, &given, Some(stored))?;
+        Some(seal(&state, &merged)?)
+    } else {
+        None
     };
     let patch = CalendarPatch {
         metadata: metadata(body.metadata)?,

@@ -33,6 +33,13 @@ pub struct Window {
     pub end: Timestamp,
 }
 
+impl Window {
+    /// Whether an event from `start` to `end` lies (partly) in the window.
+    pub fn overlaps(&self, start: &Timestamp, end: &Timestamp) -> bool {
+        *start < self.end && *end > self.start
+    }
+}
+
 /// A start or end as written: an instant, or a day (all-day events).
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct When {
@@ -53,7 +60,7 @@ fn param<'a>(prop: &'a Property<'_>, key: &str) -> Option<&'a str> {
 /// The zone a TZID names: an IANA name; a Windows name (Outlook's `W. Europe Standard Time`),
 /// through CLDR's table; or a name that ends in an IANA one
 /// (`/mozilla.org/20050126_1/America/New_York`).
-fn named_zone(tzid: &str) -> Option<chrono_tz::Tz> {
+pub(super) fn named_zone(tzid: &str) -> Option<chrono_tz::Tz> {
     let tzid = tzid.trim();
     if let Ok(tz) = tzid.parse() {
         return Some(tz);
@@ -423,11 +430,10 @@ pub fn events_in(feed: &str, window: Window) -> Result<Vec<SyncedEvent>, IcalErr
                 .map(|original| ((v.uid.clone(), original), v))
         })
         .collect();
-    let overlaps = |start: &Timestamp, end: &Timestamp| *start < window.end && *end > window.start;
     let mut events = Vec::new();
     for vevent in vevents.iter().filter(|v| v.recurrence_id.is_none()) {
         if !vevent.is_recurring() {
-            if !vevent.cancelled && overlaps(&vevent.start.at, &vevent.end) {
+            if !vevent.cancelled && window.overlaps(&vevent.start.at, &vevent.end) {
                 events.push(synced(
                     vevent,
                     vevent.uid.clone(),
@@ -444,7 +450,7 @@ pub fn events_in(feed: &str, window: Window) -> Result<Vec<SyncedEvent>, IcalErr
                 Some(changed) => (*changed, changed.start.at, changed.end),
                 None => (vevent, original, original + length),
             };
-            if !source.cancelled && overlaps(&start, &end) {
+            if !source.cancelled && window.overlaps(&start, &end) {
                 events.push(synced(source, id, start, end));
             }
         }

@@ -1,27 +1,35 @@
-//! Calendars: what a calendar's sealed credentials hold, fetching its events from the
-//! provider, and the loop that syncs due calendars and stores each result with the webhooks it
-//! owes. iCalendar feeds are the provider built so far; Google and Microsoft are refused by the
-//! API until their clients exist.
+//! Calendars: what a calendar's sealed credentials hold, reading its events from the provider
+//! (an iCalendar feed, Google Calendar, Microsoft Graph), and the loop that syncs due calendars
+//! and stores each result with the webhooks it owes.
 
 pub mod feed;
+pub mod google;
 pub mod ical;
+pub mod microsoft;
+pub mod provider;
 pub mod sync;
 
 use meetwire_core::calendar::Platform;
 use meetwire_core::sealing::SealingKey;
 use serde::{Deserialize, Serialize};
 
+use provider::OAuthCredentials;
+
 /// What a calendar needs to read its provider, stored sealed (never returned by the API).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "platform", rename_all = "snake_case")]
 pub enum Credentials {
     Ical { ical_url: String },
+    Google(OAuthCredentials),
+    Microsoft(OAuthCredentials),
 }
 
 impl Credentials {
     pub fn platform(&self) -> Platform {
         match self {
             Credentials::Ical { .. } => Platform::Ical,
+            Credentials::Google(_) => Platform::Google,
+            Credentials::Microsoft(_) => Platform::Microsoft,
         }
     }
 

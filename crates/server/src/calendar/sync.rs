@@ -13,7 +13,8 @@ use tokio::sync::watch;
 
 use super::feed::{FeedClient, FetchError};
 use super::ical::{events_in, Window};
-use super::Credentials;
+use super::provider::{OAuthCredentials, ProviderClient, ProviderError, Read};
+use super::{google, microsoft, Credentials};
 use crate::app::AppState;
 use crate::sandbox::script::SandboxMeeting;
 
@@ -28,9 +29,19 @@ const RETRY_DISCONNECTED: Span = Span::hours(24);
 const WINDOW_BEFORE: Span = Span::days(1);
 const WINDOW_AFTER: Span = Span::days(28);
 
+/// The HTTP clients of the providers: feeds under the SSRF guard, APIs at configured URLs.
+struct Clients {
+    feeds: FeedClient,
+    apis: ProviderClient,
+}
+
 pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
-    let client = match FeedClient::new(state.config.delivery.policy.clone().into()) {
-        Ok(client) => client,
+    let clients = FeedClient::new(state.config.delivery.policy.clone().into()).and_then(|feeds| {
+        ProviderClient::new(state.config.calendar_providers.clone())
+            .map(|apis| Clients { feeds, apis })
+    });
+    let clients = match clients {
+        Ok(clients) => clients,
         Err(e) => {
             tracing::error!(error = %e, "calendar sync cannot start its HTTP client");
             return;
@@ -39,7 +50,7 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     loop {
         match state.store.claim_calendar_sync(now() + LEASE).await {
             Ok(Some(claimed)) => {
-                sync_one(&state, &client, claimed).await;
+                sync_one(&state, &clients, claimed).await;
                 continue;
             }
             Ok(None) => {}
@@ -56,34 +67,68 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
 /// What the provider says now.
 async fn read_provider(
     state: &AppState,
-    client: &FeedClient,
+    clients: &Clients,
     claimed: &CalendarToSync,
 ) -> SyncOutcome {
     let credentials = match Credentials::open(&claimed.sealed_credentials, &state.sealing) {
         Ok(credentials) => credentials,
         Err(e) => return SyncOutcome::Transient(format!("credentials cannot be opened: {e}")),
     };
+    let at = now();
+    let window = Window {
+        start: at - WINDOW_BEFORE,
+        end: at + WINDOW_AFTER,
+    };
+    let cursor = claimed.sync_token.as_deref();
     match credentials {
-        Credentials::Ical { ical_url } => {
-            let at = now();
-            let window = Window {
-                start: at - WINDOW_BEFORE,
-                end: at + WINDOW_AFTER,
-            };
-            match client.fetch(&ical_url).await {
-                Ok(text) => match events_in(&text, window) {
-                    Ok(events) => SyncOutcome::Synced {
-                        events,
-                        deleted: Vec::new(),
-                        complete: true,
-                        sync_token: None,
-                    },
-                    Err(e) => SyncOutcome::AuthFailed(e.to_string()),
-                },
-                Err(FetchError::Refused(reason)) => SyncOutcome::AuthFailed(reason),
-                Err(FetchError::Transient(reason)) => SyncOutcome::Transient(reason),
-            }
+        Credentials::Google(oauth) => {
+            let read = google::read(&clients.apis, &oauth, cursor, window, at).await;
+            outcome(state, read, &oauth, Credentials::Google)
         }
+        Credentials::Microsoft(oauth) => {
+            let read = microsoft::read(&clients.apis, &oauth, cursor, window, at).await;
+            outcome(state, read, &oauth, Credentials::Microsoft)
+        }
+        Credentials::Ical { ical_url } => match clients.feeds.fetch(&ical_url).await {
+            Ok(text) => match events_in(&text, window) {
+                Ok(events) => SyncOutcome::Synced {
+                    events,
+                    deleted: Vec::new(),
+                    complete: true,
+                    sync_token: None,
+                    renewed_credentials: None,
+                },
+                Err(e) => SyncOutcome::AuthFailed(e.to_string()),
+            },
+            Err(FetchError::Refused(reason)) => SyncOutcome::AuthFailed(reason),
+            Err(FetchError::Transient(reason)) => SyncOutcome::Transient(reason),
+        },
+    }
+}
+
+/// A provider's answer as the store takes it, a rotated refresh token sealed in place of the
+/// old one (if sealing fails, the old one is kept: it still works until it expires).
+fn outcome(
+    state: &AppState,
+    read: Result<Read, ProviderError>,
+    oauth: &OAuthCredentials,
+    platform: fn(OAuthCredentials) -> Credentials,
+) -> SyncOutcome {
+    match read {
+        Ok(read) => {
+            let renewed = read
+                .renewed_refresh_token
+                .as_ref()
+                .and_then(|refresh_token| {
+                    let renewed = platform(OAuthCredentials {
+                        refresh_token: refresh_token.clone(),
+                        ..oauth.clone()
+                    });
+                    renewed.seal(&state.sealing).ok()
+                });
+            read.into_outcome(renewed)
+        }
+        Err(e) => e.into_outcome(),
     }
 }
 
@@ -110,8 +155,8 @@ fn joinable_links_only(outcome: &mut SyncOutcome) {
     }
 }
 
-async fn sync_one(state: &AppState, client: &FeedClient, claimed: CalendarToSync) {
-    let mut outcome = read_provider(state, client, &claimed).await;
+async fn sync_one(state: &AppState, clients: &Clients, claimed: CalendarToSync) {
+    let mut outcome = read_provider(state, clients, &claimed).await;
     joinable_links_only(&mut outcome);
     if let SyncOutcome::Transient(reason) | SyncOutcome::AuthFailed(reason) = &outcome {
         tracing::info!(calendar = %claimed.calendar.id, reason = %reason, "calendar sync failed");
