@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod feed;
+pub mod providers;
 pub mod receiver;
 pub mod ui;
 
