@@ -272,6 +272,19 @@ async fn lifecycle(kind: Kind) {
     for seen in fake.events_since(mark) {
         fake.assert_incremental_request(&seen);
     }
+    // Microsoft rotates refresh tokens: the next sync uses the one the last sync was given.
+    let refreshed_with = fake.tokens_since(mark)[0]
+        .form("refresh_token")
+        .map(str::to_owned);
+    match kind {
+        Kind::Google => assert_eq!(refreshed_with.as_deref(), Some("rt-1")),
+        Kind::Microsoft => assert!(
+            refreshed_with
+                .as_deref()
+                .is_some_and(|t| t.starts_with("rt-1.r")),
+            "the rotated refresh token was kept: {refreshed_with:?}"
+        ),
+    }
 
     // The sales call moves and is renamed: read incrementally, one events_update.
     let mark = fake.mark();
