@@ -6,6 +6,12 @@
 //!
 //! Each event is a chat message posted by a runner with its sequence number in the text, so
 //! the receiver can match every receipt to the moment its event was sent.
+//!
+//! Targets are ratios measured within one run, so they hold on fast and slow days of a shared
+//! machine alike: `loopback` measures a bare HTTP hop with the same generator (the ceiling),
+//! `ingest` what taking events costs with no webhook, `throughput` the same with one webhook
+//! per event (shown as a share of the hop when `loopback` ran first), and `growth` whether the
+//! rate holds as the database grows and what each delivered event costs on disk.
 
 use std::net::SocketAddr;
 use std::process::Stdio;
@@ -35,11 +41,11 @@ pub struct BenchArgs {
         default_value = "throughput,batched,latency,failures,isolation"
     )]
     pub scenarios: Vec<Scenario>,
-    /// Events sent in the throughput, batched and failures scenarios.
+    /// Events sent in the throughput, batched, failures, ingest, loopback and growth scenarios.
     #[arg(long, default_value_t = 30_000)]
     pub events: usize,
     /// Concurrent HTTP connections of the load generator.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, alias = "connections", default_value_t = 64)]
     pub concurrency: usize,
     /// Bots the events are spread over (each is one ordered stream).
     #[arg(long, default_value_t = 64)]
@@ -72,6 +78,14 @@ pub enum Scenario {
     Isolation,
     /// Memory with a large backlog of pending deliveries.
     Backlog,
+    /// One event per request with no webhook subscribed: what ingest alone costs.
+    Ingest,
+    /// A bare HTTP hop on loopback (a server that only answers 200), with the same generator
+    /// and connections: the ceiling the throughput scenario is read against.
+    Loopback,
+    /// `--events` delivered one per request: the rate in each fifth of the run and the bytes
+    /// on disk per delivered event, to show whether the rate holds as the database grows.
+    Growth,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,14 +110,22 @@ pub async fn run(args: BenchArgs) -> Result<()> {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         if args.ordering { "on" } else { "off" }
     );
+    let mut hop_rate = None;
     for scenario in &args.scenarios {
         let report = match scenario {
-            Scenario::Throughput => throughput(&args, 1, 0.0).await?,
-            Scenario::Batched => throughput(&args, 100, 0.0).await?,
-            Scenario::Failures => throughput(&args, 1, 0.1).await?,
+            Scenario::Throughput => throughput(&args, Load::single(), hop_rate).await?,
+            Scenario::Batched => throughput(&args, Load::batched(), hop_rate).await?,
+            Scenario::Failures => throughput(&args, Load::failing(), hop_rate).await?,
+            Scenario::Ingest => throughput(&args, Load::unsubscribed(), hop_rate).await?,
             Scenario::Latency => latency(&args).await?,
             Scenario::Isolation => isolation(&args).await?,
             Scenario::Backlog => backlog(&args).await?,
+            Scenario::Loopback => {
+                let (rate, report) = loopback(&args).await?;
+                hop_rate = Some(rate);
+                report
+            }
+            Scenario::Growth => growth(&args).await?,
         };
         println!("\n## {scenario:?}\n{report}");
     }
@@ -237,6 +259,8 @@ struct Receipts {
     first_seen_ns: Vec<AtomicU64>,
     delivered: AtomicUsize,
     attempts: AtomicUsize,
+    /// Bytes of the first receipt of each event, summed.
+    body_bytes: AtomicUsize,
     behaviour: Behaviour,
 }
 
@@ -247,6 +271,7 @@ impl Receipts {
             first_seen_ns: (0..events).map(|_| AtomicU64::new(0)).collect(),
             delivered: AtomicUsize::new(0),
             attempts: AtomicUsize::new(0),
+            body_bytes: AtomicUsize::new(0),
             behaviour,
         })
     }
@@ -282,6 +307,7 @@ async fn receive(State(receipts): State<Arc<Receipts>>, body: Bytes) -> StatusCo
             .is_ok()
         {
             receipts.delivered.fetch_add(1, Ordering::Relaxed);
+            receipts.body_bytes.fetch_add(body.len(), Ordering::Relaxed);
         }
     }
     StatusCode::OK
@@ -559,7 +585,66 @@ fn ordering_bound(args: &BenchArgs, failing: f64) -> String {
     )
 }
 
-async fn throughput(args: &BenchArgs, batch: usize, failing: f64) -> Result<String> {
+/// What a throughput run sends, and how its receiver answers.
+#[derive(Clone, Copy)]
+struct Load {
+    /// Events per request.
+    batch: usize,
+    /// Share of attempts the receiver fails.
+    failing: f64,
+    /// Whether a webhook is subscribed at all (without, the run measures ingest alone).
+    subscribed: bool,
+}
+
+impl Load {
+    fn single() -> Load {
+        Load {
+            batch: 1,
+            failing: 0.0,
+            subscribed: true,
+        }
+    }
+
+    fn batched() -> Load {
+        Load {
+            batch: 100,
+            ..Load::single()
+        }
+    }
+
+    fn failing() -> Load {
+        Load {
+            failing: 0.1,
+            ..Load::single()
+        }
+    }
+
+    fn unsubscribed() -> Load {
+        Load {
+            subscribed: false,
+            ..Load::single()
+        }
+    }
+}
+
+/// Server CPU per event over a run, and in all.
+fn cpu_per_event(before: Option<Duration>, after: Option<Duration>, events: usize) -> String {
+    match (before, after) {
+        (Some(before), Some(after)) => format!(
+            "{:.0} µs per event ({:.2} s in all)",
+            (after - before).as_secs_f64() * 1e6 / events as f64,
+            (after - before).as_secs_f64()
+        ),
+        _ => "unknown".to_owned(),
+    }
+}
+
+async fn throughput(args: &BenchArgs, load: Load, hop_rate: Option<f64>) -> Result<String> {
+    let Load {
+        batch,
+        failing,
+        subscribed,
+    } = load;
     let mut extra = vec![];
     if failing > 0.0 {
         extra.extend(["--retry-schedule", FAILURES_RETRY_SCHEDULE]);
@@ -573,7 +658,8 @@ async fn throughput(args: &BenchArgs, batch: usize, failing: f64) -> Result<Stri
     };
     let receipts = Receipts::new(start, args.events, behaviour);
     let addr = start_receiver(receipts.clone()).await?;
-    let fixture = Arc::new(fixture(&server, &[addr], args.bots).await?);
+    let receivers = if subscribed { vec![addr] } else { vec![] };
+    let fixture = Arc::new(fixture(&server, &receivers, args.bots).await?);
     let sends = Arc::new(Sends {
         sent_ns: (0..args.events).map(|_| AtomicU64::new(0)).collect(),
     });
@@ -590,19 +676,28 @@ async fn throughput(args: &BenchArgs, batch: usize, failing: f64) -> Result<Stri
     )
     .await?
         - run_start;
+    if !subscribed {
+        return Ok(format!(
+            "events: {events} (one per request, {conc} connections, {bots} bots), no webhook subscribed\n\
+             ingest: {rate:.0} events/s acknowledged ({secs:.2} s){hop}\n\
+             server CPU: {cpu}\n\
+             server peak RSS: {rss:.1} MiB",
+            events = args.events,
+            conc = args.concurrency,
+            bots = args.bots,
+            rate = args.events as f64 / ingest.as_secs_f64(),
+            secs = ingest.as_secs_f64(),
+            hop = hop_share(args.events as f64 / ingest.as_secs_f64(), hop_rate),
+            cpu = cpu_per_event(cpu_before, server.cpu_time(), args.events),
+            rss = server.peak_rss_mib().unwrap_or(0.0),
+        ));
+    }
     let during_load = delivered_by(&receipts, run_start + ingest);
     let complete = await_receipts(&receipts, args.events, Duration::from_secs(300)).await;
     let end_to_end = last_receipt(&receipts).saturating_sub(run_start);
     let delivered = receipts.delivered.load(Ordering::Relaxed);
     let (p50, p99, max) = percentiles(&sends, &receipts);
-    let server_cpu = match (cpu_before, server.cpu_time()) {
-        (Some(before), Some(after)) => format!(
-            "{:.0} µs per event ({:.2} s in all)",
-            (after - before).as_secs_f64() * 1e6 / args.events as f64,
-            (after - before).as_secs_f64()
-        ),
-        _ => "unknown".to_owned(),
-    };
+    let server_cpu = cpu_per_event(cpu_before, server.cpu_time(), args.events);
     let own_cpu = match (own_cpu_before, process_cpu_time("self")) {
         (Some(before), Some(after)) => format!(
             "{:.0} µs per event",
@@ -613,7 +708,7 @@ async fn throughput(args: &BenchArgs, batch: usize, failing: f64) -> Result<Stri
     Ok(format!(
         "events: {events} ({batch} per request, {conc} connections, {bots} bots){failing}\n\
          ingest: {ingest_rate:.0} events/s acknowledged ({ingest:.2} s)\n\
-         end to end: {e2e_rate:.0} deliveries/s ({delivered}/{events} delivered{incomplete}, last at {e2e:.2} s)\n\
+         end to end: {e2e_rate:.0} deliveries/s ({delivered}/{events} delivered{incomplete}, last at {e2e:.2} s){hop}\n\
          {while_loaded}\
          {bound}\
          attempts: {attempts}\n\
@@ -632,6 +727,14 @@ async fn throughput(args: &BenchArgs, batch: usize, failing: f64) -> Result<Stri
         ingest_rate = args.events as f64 / ingest.as_secs_f64(),
         ingest = ingest.as_secs_f64(),
         e2e_rate = delivered as f64 / end_to_end.as_secs_f64().max(1e-9),
+        hop = if batch == 1 {
+            hop_share(
+                delivered as f64 / end_to_end.as_secs_f64().max(1e-9),
+                hop_rate,
+            )
+        } else {
+            String::new()
+        },
         // Batches are taken in far faster than they are delivered; the figure says nothing there.
         while_loaded = if batch == 1 {
             format!(
@@ -686,13 +789,17 @@ async fn latency(args: &BenchArgs) -> Result<String> {
     let sends = Arc::new(Sends {
         sent_ns: (0..events).map(|_| AtomicU64::new(0)).collect(),
     });
+    let cpu_before = server.cpu_time();
     paced(&fixture, &sends, start, events, args.rate).await?;
     let complete = await_receipts(&receipts, events, Duration::from_secs(60)).await;
+    let cpu = cpu_per_event(cpu_before, server.cpu_time(), events);
     let (p50, p99, max) = percentiles(&sends, &receipts);
     Ok(format!(
-        "{events} events at {rate:.0}/s, one per request\n\
+        "{events} events at {rate:.0}/s, one per request (open loop: a connection per request \
+         in flight)\n\
          delivered: {delivered}/{events}{incomplete}\n\
          event→receipt latency: p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.1} ms\n\
+         server CPU: {cpu}\n\
          server peak RSS: {rss:.1} MiB",
         rate = args.rate,
         delivered = receipts.delivered.load(Ordering::Relaxed),
@@ -778,6 +885,142 @@ async fn backlog(args: &BenchArgs) -> Result<String> {
         secs = took.as_secs_f64(),
         rss = server.rss_mib().unwrap_or(0.0),
         peak = server.peak_rss_mib().unwrap_or(0.0),
+    ))
+}
+
+/// `, N % of the loopback hop` when the hop was measured earlier in the run.
+fn hop_share(rate: f64, hop_rate: Option<f64>) -> String {
+    hop_rate.map_or_else(String::new, |hop| {
+        format!(
+            ", {:.1} % of the loopback hop's {hop:.0}/s",
+            100.0 * rate / hop.max(1e-9)
+        )
+    })
+}
+
+/// Floods a server that answers every request 200 and does nothing else, run on a two-thread
+/// runtime of its own (as the server under test has a process of its own): the rate a bare
+/// HTTP hop reaches on this machine today, with the same generator and connections.
+async fn loopback(args: &BenchArgs) -> Result<(f64, String)> {
+    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(async move {
+            let Ok(listener) = tokio::net::TcpListener::bind("127.0.0.1:0").await else {
+                return;
+            };
+            let Ok(addr) = listener.local_addr() else {
+                return;
+            };
+            let _ = addr_tx.send(addr);
+            let app = Router::new().fallback(|_body: Bytes| async { StatusCode::OK });
+            let _ = axum::serve(listener, app).await;
+        });
+    });
+    let addr = addr_rx
+        .await
+        .map_err(|_| setup_err("the loopback server did not start"))?;
+    let fixture = Arc::new(Fixture {
+        client: reqwest::Client::new(),
+        base: format!("http://{addr}"),
+        runner_token: "none".into(),
+        bots: vec!["bot_loopback".into()],
+    });
+    let sends = Arc::new(Sends {
+        sent_ns: (0..args.events).map(|_| AtomicU64::new(0)).collect(),
+    });
+    let start = Instant::now();
+    let took = flood(&fixture, &sends, start, args.events, args.concurrency, 1).await?;
+    let rate = args.events as f64 / took.as_secs_f64().max(1e-9);
+    Ok((
+        rate,
+        format!(
+            "{events} requests ({conc} connections) to a server that only answers 200: {rate:.0} requests/s",
+            events = args.events,
+            conc = args.concurrency,
+        ),
+    ))
+}
+
+/// The bytes of the SQLite database and its WAL in `data_dir`.
+fn database_bytes(data_dir: &std::path::Path) -> (u64, u64) {
+    let size = |suffix: &str| {
+        let name = format!("{}{suffix}", meetwire_store::sqlite::DATABASE_FILE);
+        std::fs::metadata(data_dir.join(name)).map_or(0, |m| m.len())
+    };
+    (size(""), size("-wal"))
+}
+
+/// The deliveries per second in each fifth of a run, from the receipt times.
+fn rate_per_fifth(receipts: &Receipts, run_start: Duration) -> Vec<f64> {
+    let mut seen: Vec<u64> = receipts
+        .first_seen_ns
+        .iter()
+        .map(|r| r.load(Ordering::Relaxed))
+        .filter(|&t| t > 0)
+        .collect();
+    seen.sort_unstable();
+    (0..5)
+        .map(|i| {
+            let (from, to) = (seen.len() * i / 5, seen.len() * (i + 1) / 5);
+            let began = match from {
+                0 => run_start.as_nanos() as u64,
+                n => seen[n - 1],
+            };
+            let ended = to.checked_sub(1).map_or(began, |n| seen[n]);
+            (to - from) as f64 / (ended.saturating_sub(began) as f64 / 1e9).max(1e-9)
+        })
+        .collect()
+}
+
+/// `--events` chat messages, one per request, all delivered: the rate in each fifth of the
+/// run (does it fall as the database grows?) and the bytes on disk per delivered event beside
+/// the webhook's own size.
+async fn growth(args: &BenchArgs) -> Result<String> {
+    let server = ServerProcess::start(args, &[]).await?;
+    let start = Instant::now();
+    let receipts = Receipts::new(start, args.events, Behaviour::Ok);
+    let addr = start_receiver(receipts.clone()).await?;
+    let fixture = Arc::new(fixture(&server, &[addr], args.bots).await?);
+    let sends = Arc::new(Sends {
+        sent_ns: (0..args.events).map(|_| AtomicU64::new(0)).collect(),
+    });
+    let run_start = start.elapsed();
+    let cpu_before = server.cpu_time();
+    flood(&fixture, &sends, start, args.events, args.concurrency, 1).await?;
+    let complete = await_receipts(&receipts, args.events, Duration::from_secs(1800)).await;
+    let cpu = cpu_per_event(cpu_before, server.cpu_time(), args.events);
+    let fifths = rate_per_fifth(&receipts, run_start);
+    let delivered = receipts.delivered.load(Ordering::Relaxed);
+    let body = receipts.body_bytes.load(Ordering::Relaxed) as f64 / delivered.max(1) as f64;
+    let (database, wal) = database_bytes(server.data_dir.path());
+    let per_event = (database + wal) as f64 / delivered.max(1) as f64;
+    Ok(format!(
+        "events: {events} (one per request, {conc} connections, {bots} bots), {delivered} delivered{incomplete}\n\
+         deliveries/s by fifth: {fifths}\n\
+         last fifth against the first: {change:+.1} %\n\
+         on disk: {database} bytes of database + {wal} of WAL = {per_event:.0} bytes per delivered event, \
+         {ratio:.1}× the webhook body ({body:.0} bytes)\n\
+         server CPU: {cpu}\n\
+         server peak RSS: {rss:.1} MiB",
+        events = args.events,
+        conc = args.concurrency,
+        bots = args.bots,
+        incomplete = if complete { "" } else { " (INCOMPLETE)" },
+        fifths = fifths
+            .iter()
+            .map(|r| format!("{r:.0}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        change = 100.0 * (fifths[4] / fifths[0].max(1e-9) - 1.0),
+        ratio = per_event / body.max(1.0),
+        rss = server.peak_rss_mib().unwrap_or(0.0),
     ))
 }
 
