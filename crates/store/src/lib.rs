@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod handoff;
+pub mod idempotency;
 pub mod model;
 mod page;
 pub mod sqlite;

@@ -498,7 +498,7 @@ async fn enqueue(
     .fetch_all(&mut *conn)
     .await?;
     for subscription in subscriptions {
-        let key = uuid::Uuid::new_v4().to_string();
+        let key = crate::idempotency::new_key();
         let envelope = calendar_envelope(
             &key,
             &calendar.id,

@@ -90,7 +90,7 @@ pub(super) fn enqueue(
             continue;
         }
         let subscription_id = &recipient.id;
-        let key = uuid::Uuid::new_v4().to_string();
+        let key = crate::idempotency::new_key();
         let envelope = bot_envelope(
             &key,
             event.bot_id,
