@@ -97,6 +97,47 @@ fn rest_now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
+/// A first-try success keeps its attempt on the delivery's own row (no attempt row is
+/// written): the log must still show it, with the receiver's answer, and keep it when a
+/// resend adds a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_try_success_is_one_attempt_in_the_log_and_stays_there_after_a_resend() {
+    let rx = Receiver::start(always(Reply::ok().body("thanks"))).await;
+    let (_dir, project, server) = setup(FAST);
+    let api = server.api(&project.api_key);
+    let bot = log_bot(&api, &rx.url(), 1, 0).await;
+    let key = only_delivery_key(&api, &bot).await;
+    let d = wait_finished(&api, &key).await;
+    assert_eq!(d["status"], "success", "{d:#}");
+    assert_eq!(d["attempt_count"], 1, "{d:#}");
+    let first = attempts(&d).clone();
+    assert_eq!(first.len(), 1, "{d:#}");
+    assert_eq!(first[0]["status_code"], 200);
+    assert_eq!(first[0]["response_body"], "thanks");
+    assert_eq!(first[0]["error_kind"], Value::Null);
+    assert!(first[0]["duration_ms"].is_number(), "{d:#}");
+    assert_eq!(first[0]["attempted_at"], d["last_attempt_at"], "{d:#}");
+
+    let (status, body) = api
+        .post(
+            &format!("/api/v1/webhook_deliveries/{key}/resend"),
+            &json!({}),
+        )
+        .await;
+    assert!(status.is_success(), "{status}: {body}");
+    rx.wait_for(2, WAIT).await;
+    let d = wait_delivery(&api, &key, WAIT, |d| {
+        d["status"] == "success" && d["attempt_count"] == 2
+    })
+    .await;
+    let both = attempts(&d);
+    assert_eq!(both.len(), 2, "{d:#}");
+    assert_eq!(both[0], first[0], "the first attempt, as it was");
+    assert_eq!(both[1]["status_code"], 200);
+    assert_eq!(both[1]["response_body"], "thanks");
+    assert_same_delivery(&rx.received(), &key);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fails_twice_then_succeeds_after_exactly_three_attempts_within_the_jitter_band() {
     let rx = Receiver::start(fail_then_ok(2, 500)).await;

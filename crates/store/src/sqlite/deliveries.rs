@@ -219,12 +219,16 @@ fn record_result(
         Some(kind) => format!("{kind}: {m}"),
         None => m.clone(),
     });
+    // The right-hand sides read the row as it was: `total_attempts = 0` is this attempt being
+    // the delivery's first.
     let mut update = db.prepare_cached(
         "UPDATE deliveries SET status = ?1, attempts = attempts + 1, \
          total_attempts = total_attempts + 1, next_attempt_at = ?2, claim_token = NULL, \
-         last_attempt_at = ?3, succeeded_at = ?4, last_status_code = ?5, last_error = ?6 \
+         last_attempt_at = ?3, succeeded_at = ?4, last_status_code = ?5, last_error = ?6, \
+         first_duration_ms = CASE WHEN ?1 = 'success' AND total_attempts = 0 THEN ?9 END, \
+         first_response_body = CASE WHEN ?1 = 'success' AND total_attempts = 0 THEN ?10 END \
          WHERE seq = ?7 AND claim_token = ?8 \
-         RETURNING stream, subscription_id, project_id, created_at",
+         RETURNING stream, subscription_id, project_id, created_at, total_attempts",
     )?;
     let mut rows = update.query(rusqlite::params![
         status.code(),
@@ -235,6 +239,8 @@ fn record_result(
         error,
         r.seq,
         r.claim_token,
+        r.duration_ms,
+        r.response_body,
     ])?;
     let Some(row) = rows.next()? else {
         // The lease expired and another worker owns the delivery now: its result wins.
@@ -242,6 +248,7 @@ fn record_result(
     };
     let stream: Option<String> = row.get(0)?;
     let subscription: String = row.get(1)?;
+    let first_try_success = status == DeliveryStatus::Success && row.get::<_, i64>(4)? == 1;
     tally.add(Counted {
         project_id: row.get(2)?,
         subscription_id: subscription.clone(),
@@ -253,19 +260,21 @@ fn record_result(
             .or_else(|| r.status_code.map(|code| format!("HTTP {code}"))),
     });
     drop(rows);
-    db.prepare_cached(
-        "INSERT INTO delivery_attempts (delivery_seq, attempted_at, duration_ms, status_code, \
-         error_kind, error_message, response_body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(rusqlite::params![
-        r.seq,
-        at,
-        r.duration_ms,
-        r.status_code,
-        r.error_kind,
-        r.error_message,
-        r.response_body,
-    ])?;
+    if !first_try_success {
+        db.prepare_cached(
+            "INSERT INTO delivery_attempts (delivery_seq, attempted_at, duration_ms, status_code, \
+             error_kind, error_message, response_body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(rusqlite::params![
+            r.seq,
+            at,
+            r.duration_ms,
+            r.status_code,
+            r.error_kind,
+            r.error_message,
+            r.response_body,
+        ])?;
+    }
     let mut made_due = 0;
     if let (Some(stream), false) = (stream, status == DeliveryStatus::Pending) {
         made_due = free_next(db, &stream, at, claims)?;
@@ -422,7 +431,8 @@ pub(super) async fn list(
 
 pub(super) async fn get(pool: &SqlitePool, project_id: &str, key: &str) -> Result<DeliveryDetail> {
     let sql = format!(
-        "SELECT {SUMMARY_COLUMNS}, d.body FROM deliveries d \
+        "SELECT {SUMMARY_COLUMNS}, d.body, d.first_duration_ms, d.first_response_body \
+         FROM deliveries d \
          LEFT JOIN webhook_subscriptions s ON s.id = d.subscription_id \
          WHERE d.idempotency_key = ? AND d.project_id = ?"
     );
@@ -437,7 +447,19 @@ pub(super) async fn get(pool: &SqlitePool, project_id: &str, key: &str) -> Resul
     let payload = serde_json::from_str(&body)
         .map_err(|e| StoreError::Corrupt(format!("delivery body: {e}")))?;
     let seq: i64 = row.try_get("seq")?;
-    let attempts = sqlx::query(
+    let first_response_body: Option<String> = row.try_get("first_response_body")?;
+    let first_try_success = row
+        .try_get::<Option<i64>, _>("first_duration_ms")?
+        .zip(summary.last_attempt_at)
+        .map(|(duration_ms, attempted_at)| DeliveryAttempt {
+            attempted_at,
+            duration_ms,
+            status_code: summary.last_status_code,
+            error_kind: None,
+            error_message: None,
+            response_body: first_response_body,
+        });
+    let mut attempts = sqlx::query(
         "SELECT attempted_at, duration_ms, status_code, error_kind, error_message, response_body \
          FROM delivery_attempts WHERE delivery_seq = ? ORDER BY id",
     )
@@ -458,6 +480,9 @@ pub(super) async fn get(pool: &SqlitePool, project_id: &str, key: &str) -> Resul
         })
     })
     .collect::<Result<Vec<_>>>()?;
+    if attempts.is_empty() {
+        attempts.extend(first_try_success);
+    }
     Ok(DeliveryDetail {
         summary,
         payload,
@@ -480,6 +505,7 @@ macro_rules! stream_of_row {
 /// binds its own.
 const RESEND: &str = concat!(
     "UPDATE deliveries SET status = 'pending', attempts = 0, max_attempts = ?, \
+     first_duration_ms = NULL, first_response_body = NULL, \
      claim_token = NULL, next_attempt_at = CASE WHEN ? AND bot_id IS NOT NULL THEN NULL ELSE ? END, \
      stream = CASE WHEN ? AND stream IS NULL AND bot_id IS NOT NULL THEN ",
     stream_of_row!(),
@@ -536,6 +562,18 @@ pub(super) async fn resend(
         }
         Some(_) => {}
     }
+    // A first-try success kept its attempt on its own row: it joins the log before the row
+    // is reused.
+    sqlx::query(
+        "INSERT INTO delivery_attempts (delivery_seq, attempted_at, duration_ms, status_code, \
+         response_body) SELECT seq, last_attempt_at, first_duration_ms, last_status_code, \
+         first_response_body FROM deliveries \
+         WHERE idempotency_key = ? AND project_id = ? AND first_duration_ms IS NOT NULL",
+    )
+    .bind(key)
+    .bind(project_id)
+    .execute(&mut *tx)
+    .await?;
     let at = now().timestamp_micros();
     let sql = format!("{RESEND} WHERE idempotency_key = ? RETURNING stream");
     let resent = bind_resend(&sql, at, options)
