@@ -138,6 +138,61 @@ async fn a_first_try_success_is_one_attempt_in_the_log_and_stays_there_after_a_r
     assert_same_delivery(&rx.received(), &key);
 }
 
+/// A bot event's body is made again from its record when it is sent from the database; a
+/// change of the bot's metadata must not change the body a delivery was owed with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resent_delivery_keeps_its_body_after_the_bot_metadata_changes() {
+    let rx = Receiver::ok().await;
+    let (_dir, project, server) = setup(FAST);
+    let api = server.api(&project.api_key);
+    let records = [log_record("café \"1\""), log_record("second")];
+    let bot = api
+        .create_bot(json!({
+            "meeting_url": "sandbox://custom",
+            "sandbox_script": sandbox_script(0, &records),
+            "metadata": {"customer": "acme"},
+            "webhooks": [{"url": rx.url(), "triggers": ["bot_logs.update"]}],
+        }))
+        .await;
+    let bot = bot["id"].as_str().unwrap().to_owned();
+    let sent = rx.wait_for(2, WAIT).await;
+    let first = sent
+        .iter()
+        .find(|r| r.json()["data"]["message"] == "café \"1\"")
+        .expect("the first log's webhook")
+        .clone();
+    assert_eq!(first.json()["bot_metadata"], json!({"customer": "acme"}));
+    wait_delivery_log(&api, &format!("bot_id={bot}"), WAIT, |l| all_finished(l, 2)).await;
+
+    let (status, patched) = api
+        .patch(
+            &format!("/api/v1/bots/{bot}"),
+            &json!({"metadata": {"customer": "globex"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    let key = first.key();
+    let d = delivery(&api, &key).await;
+    assert_eq!(
+        d["payload"]["bot_metadata"],
+        json!({"customer": "acme"}),
+        "{d:#}"
+    );
+    let (status, body) = api
+        .post(
+            &format!("/api/v1/webhook_deliveries/{key}/resend"),
+            &json!({}),
+        )
+        .await;
+    assert!(status.is_success(), "{status}: {body}");
+    let again = rx.wait_for(3, WAIT).await;
+    assert_eq!(again[2].key(), key);
+    assert_eq!(
+        again[2].body, first.body,
+        "the body it was owed with, byte for byte"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fails_twice_then_succeeds_after_exactly_three_attempts_within_the_jitter_band() {
     let rx = Receiver::start(fail_then_ok(2, 500)).await;

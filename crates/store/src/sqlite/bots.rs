@@ -6,9 +6,10 @@ use meetwire_core::record::BotEventRequest;
 use meetwire_core::state::{BotState, RecordingState, TranscriptionState};
 use meetwire_core::time::{now, Timestamp};
 use serde_json::Value;
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::direct::with_direct;
+use super::outbox::{rebuilt_body, RECORD_BODY};
 use super::records::apply_inputs;
 use super::rows::{bot_from_row, BOT_COLUMNS};
 use super::subscriptions;
@@ -211,6 +212,33 @@ pub(super) async fn list(
     })
 }
 
+/// Writes out the bodies of the bot's deliveries that are made from their records
+/// (`outbox::RECORD_BODY`), with the bot's metadata as it is now: before the metadata changes,
+/// or the bot and its records go, so that every delivery keeps the body it was owed with.
+async fn materialize_bodies(tx: &mut SqliteConnection, bot_id: &str) -> Result<()> {
+    let rows = sqlx::query(
+        "SELECT d.seq, d.idempotency_key, d.trigger, b.metadata, r.payload FROM deliveries d \
+         JOIN bots b ON b.id = d.bot_id JOIN bot_records r ON r.seq = d.record_seq \
+         WHERE d.bot_id = ? AND d.body = ?",
+    )
+    .bind(bot_id)
+    .bind(RECORD_BODY)
+    .fetch_all(&mut *tx)
+    .await?;
+    for row in rows {
+        let key: String = row.try_get("idempotency_key")?;
+        let metadata: String = row.try_get("metadata")?;
+        let payload: String = row.try_get("payload")?;
+        let body = rebuilt_body(&key, bot_id, &metadata, row.try_get("trigger")?, &payload)?;
+        sqlx::query("UPDATE deliveries SET body = ? WHERE seq = ?")
+            .bind(body)
+            .bind(row.try_get::<i64, _>("seq")?)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
 pub(super) async fn patch(
     pool: &SqlitePool,
     project_id: &str,
@@ -227,6 +255,9 @@ pub(super) async fn patch(
             "join_at can only be changed while the bot is scheduled (it is {})",
             bot.state
         )));
+    }
+    if patch.metadata.is_some() {
+        materialize_bodies(&mut tx, bot_id).await?;
     }
     sqlx::query(
         "UPDATE bots SET metadata = COALESCE(?, metadata), join_at = COALESCE(?, join_at), \
@@ -259,6 +290,7 @@ pub(super) async fn delete(pool: &SqlitePool, project_id: &str, bot_id: &str) ->
             bot.state
         )));
     }
+    materialize_bodies(&mut tx, bot_id).await?;
     sqlx::query("DELETE FROM webhook_subscriptions WHERE bot_id = ?")
         .bind(bot_id)
         .execute(&mut *tx)

@@ -16,6 +16,7 @@ use sqlx::{Row, SqlitePool};
 
 use super::dashboard::{Counted, Tally};
 use super::direct::{immediate, HotWriter};
+use super::outbox::{rebuilt_body, RECORD_BODY};
 use super::syncer::Syncer;
 
 use crate::error::{Result, StoreError};
@@ -54,11 +55,25 @@ pub(super) fn newest_delivery(db: &rusqlite::Connection) -> Result<i64> {
     Ok(stmt.query_row([], |row| row.get(0))?)
 }
 
+/// What a delivery's body is made from when it is stored as `RECORD_BODY`: the bot's stored
+/// metadata and the record's payload (both NULL for a stored body), after its bot and trigger.
+macro_rules! body_parts {
+    () => {
+        "bot_id, trigger, \
+         (SELECT metadata FROM bots WHERE bots.id = deliveries.bot_id AND deliveries.body = ''), \
+         (SELECT payload FROM bot_records WHERE bot_records.seq = deliveries.record_seq \
+          AND deliveries.body = '')"
+    };
+}
+
 /// The columns `claimed_from_row` reads, in its order.
 macro_rules! claimed_columns {
     () => {
-        "seq, idempotency_key, project_id, subscription_id, body, attempts, max_attempts, \
-         next_attempt_at"
+        concat!(
+            "seq, idempotency_key, project_id, subscription_id, body, attempts, max_attempts, \
+             next_attempt_at, ",
+            body_parts!()
+        )
     };
 }
 
@@ -92,6 +107,30 @@ const MAKE_NEXT_DUE: &str = concat!(
     next_in_stream!()
 );
 
+/// The body of a claimed row: as stored, or made again from its parts (`body_parts!`, from
+/// column `parts`).
+fn body_from_row(row: &rusqlite::Row<'_>, body: usize, parts: usize) -> rusqlite::Result<String> {
+    let stored: String = row.get(body)?;
+    if stored != RECORD_BODY {
+        return Ok(stored);
+    }
+    let key: String = row.get(1)?;
+    let bot_id: Option<String> = row.get(parts)?;
+    let metadata: Option<String> = row.get(parts + 2)?;
+    let payload: Option<String> = row.get(parts + 3)?;
+    let made = match (bot_id, metadata, payload) {
+        (Some(bot_id), Some(metadata), Some(payload)) => {
+            rebuilt_body(&key, &bot_id, &metadata, row.get(parts + 1)?, &payload)
+        }
+        _ => Err(StoreError::Corrupt(format!(
+            "delivery {key}: its bot or record is gone"
+        ))),
+    };
+    made.map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(body, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
 fn claimed_from_row(row: &rusqlite::Row<'_>, token: &str) -> rusqlite::Result<ClaimedDelivery> {
     Ok(ClaimedDelivery {
         seq: row.get(0)?,
@@ -99,7 +138,7 @@ fn claimed_from_row(row: &rusqlite::Row<'_>, token: &str) -> rusqlite::Result<Cl
         idempotency_key: row.get(1)?,
         project_id: row.get(2)?,
         subscription_id: row.get(3)?,
-        body: row.get(4)?,
+        body: body_from_row(row, 4, 8)?,
         attempts: row.get(5)?,
         max_attempts: row.get(6)?,
         lease_until: from_micros(row.get(7)?),
@@ -431,7 +470,10 @@ pub(super) async fn list(
 
 pub(super) async fn get(pool: &SqlitePool, project_id: &str, key: &str) -> Result<DeliveryDetail> {
     let sql = format!(
-        "SELECT {SUMMARY_COLUMNS}, d.body, d.first_duration_ms, d.first_response_body \
+        "SELECT {SUMMARY_COLUMNS}, d.body, d.first_duration_ms, d.first_response_body, \
+         (SELECT metadata FROM bots b WHERE b.id = d.bot_id AND d.body = '') AS bot_metadata, \
+         (SELECT payload FROM bot_records r WHERE r.seq = d.record_seq AND d.body = '') \
+         AS record_payload \
          FROM deliveries d \
          LEFT JOIN webhook_subscriptions s ON s.id = d.subscription_id \
          WHERE d.idempotency_key = ? AND d.project_id = ?"
@@ -443,7 +485,20 @@ pub(super) async fn get(pool: &SqlitePool, project_id: &str, key: &str) -> Resul
         .await?
         .ok_or(StoreError::NotFound)?;
     let summary = summary_from_row(&row)?;
-    let body: String = row.try_get("body")?;
+    let mut body: String = row.try_get("body")?;
+    if body == RECORD_BODY {
+        let parts = (
+            summary.bot_id.as_deref(),
+            row.try_get::<Option<String>, _>("bot_metadata")?,
+            row.try_get::<Option<String>, _>("record_payload")?,
+        );
+        let (Some(bot_id), Some(metadata), Some(record)) = parts else {
+            return Err(StoreError::Corrupt(format!(
+                "delivery {key}: its bot or record is gone"
+            )));
+        };
+        body = rebuilt_body(key, bot_id, &metadata, row.try_get("trigger")?, &record)?;
+    }
     let payload = serde_json::from_str(&body)
         .map_err(|e| StoreError::Corrupt(format!("delivery body: {e}")))?;
     let seq: i64 = row.try_get("seq")?;

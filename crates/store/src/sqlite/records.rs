@@ -17,7 +17,7 @@ use serde_json::Map;
 use serde_json::Value;
 use sqlx::{Row, SqlitePool};
 
-use super::outbox::{enqueue, BotEvent, Recipients};
+use super::outbox::{enqueue, parse_metadata, BotEvent, Recipients};
 use crate::error::{Result, StoreError};
 use crate::handoff::PreClaims;
 use crate::model::{Actor, BatchOutcome, BotInput, Page, PageRequest, StoreOptions, StoredRecord};
@@ -50,12 +50,7 @@ fn load_head(db: &rusqlite::Connection, bot_id: &str) -> Result<BotHead> {
     )?;
     let mut rows = stmt.query([bot_id])?;
     let row = rows.next()?.ok_or(StoreError::NotFound)?;
-    let metadata: String = row.get("metadata")?;
-    let metadata = match serde_json::from_str(&metadata) {
-        Ok(Value::Object(map)) => Some(map),
-        Ok(Value::Null) => None,
-        _ => return Err(StoreError::Corrupt("bot metadata".into())),
-    };
+    let metadata = parse_metadata(&row.get::<_, String>("metadata")?)?;
     let breakout: Option<String> = row.get("breakout_return")?;
     Ok(BotHead {
         project_id: row.get("project_id")?,
