@@ -55,25 +55,12 @@ pub(super) fn newest_delivery(db: &rusqlite::Connection) -> Result<i64> {
     Ok(stmt.query_row([], |row| row.get(0))?)
 }
 
-/// What a delivery's body is made from when it is stored as `RECORD_BODY`: the bot's stored
-/// metadata and the record's payload (both NULL for a stored body), after its bot and trigger.
-macro_rules! body_parts {
-    () => {
-        "bot_id, trigger, \
-         (SELECT metadata FROM bots WHERE bots.id = deliveries.bot_id AND deliveries.body = ''), \
-         (SELECT payload FROM bot_records WHERE bot_records.seq = deliveries.record_seq \
-          AND deliveries.body = '')"
-    };
-}
-
-/// The columns `claimed_from_row` reads, in its order.
+/// The columns `claimed_from_row` reads, in its order. (No subquery: in a `RETURNING` clause
+/// SQLite runs a correlated one as a scan of its table.)
 macro_rules! claimed_columns {
     () => {
-        concat!(
-            "seq, idempotency_key, project_id, subscription_id, body, attempts, max_attempts, \
-             next_attempt_at, ",
-            body_parts!()
-        )
+        "seq, idempotency_key, project_id, subscription_id, body, attempts, max_attempts, \
+         next_attempt_at, bot_id, trigger, record_seq"
     };
 }
 
@@ -107,38 +94,42 @@ const MAKE_NEXT_DUE: &str = concat!(
     next_in_stream!()
 );
 
-/// The body of a claimed row: as stored, or made again from its parts (`body_parts!`, from
-/// column `parts`).
-fn body_from_row(row: &rusqlite::Row<'_>, body: usize, parts: usize) -> rusqlite::Result<String> {
-    let stored: String = row.get(body)?;
+/// The body of a claimed row: as stored, or made again from the bot's metadata and the
+/// event's record.
+fn body_from_row(db: &rusqlite::Connection, row: &rusqlite::Row<'_>) -> Result<String> {
+    let stored: String = row.get(4)?;
     if stored != RECORD_BODY {
         return Ok(stored);
     }
     let key: String = row.get(1)?;
-    let bot_id: Option<String> = row.get(parts)?;
-    let metadata: Option<String> = row.get(parts + 2)?;
-    let payload: Option<String> = row.get(parts + 3)?;
-    let made = match (bot_id, metadata, payload) {
-        (Some(bot_id), Some(metadata), Some(payload)) => {
-            rebuilt_body(&key, &bot_id, &metadata, row.get(parts + 1)?, &payload)
-        }
-        _ => Err(StoreError::Corrupt(format!(
-            "delivery {key}: its bot or record is gone"
-        ))),
-    };
-    made.map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(body, rusqlite::types::Type::Text, Box::new(e))
-    })
+    let gone = || StoreError::Corrupt(format!("delivery {key}: its bot or record is gone"));
+    let bot_id: String = row.get::<_, Option<String>>(8)?.ok_or_else(gone)?;
+    let metadata: String = db
+        .prepare_cached("SELECT metadata FROM bots WHERE id = ?1")?
+        .query_row([&bot_id], |r| r.get(0))
+        .optional()?
+        .ok_or_else(gone)?;
+    let record_seq: i64 = row.get::<_, Option<i64>>(10)?.ok_or_else(gone)?;
+    let payload: String = db
+        .prepare_cached("SELECT payload FROM bot_records WHERE seq = ?1")?
+        .query_row([record_seq], |r| r.get(0))
+        .optional()?
+        .ok_or_else(gone)?;
+    rebuilt_body(&key, &bot_id, &metadata, row.get(9)?, &payload)
 }
 
-fn claimed_from_row(row: &rusqlite::Row<'_>, token: &str) -> rusqlite::Result<ClaimedDelivery> {
+fn claimed_from_row(
+    db: &rusqlite::Connection,
+    row: &rusqlite::Row<'_>,
+    token: &str,
+) -> Result<ClaimedDelivery> {
     Ok(ClaimedDelivery {
         seq: row.get(0)?,
         claim_token: token.to_owned(),
         idempotency_key: row.get(1)?,
         project_id: row.get(2)?,
         subscription_id: row.get(3)?,
-        body: body_from_row(row, 4, 8)?,
+        body: body_from_row(db, row)?,
         attempts: row.get(5)?,
         max_attempts: row.get(6)?,
         lease_until: from_micros(row.get(7)?),
@@ -160,10 +151,23 @@ fn claim_direct(
         now().timestamp_micros(),
         i64::from(limit)
     ];
-    let mut claimed = claim
-        .query_map(params, |row| claimed_from_row(row, token))?
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut claimed = claimed_rows(db, &mut claim, params, token)?;
     attach_subscriptions(db, &mut claimed)?;
+    Ok(claimed)
+}
+
+/// The deliveries a claiming statement returns.
+fn claimed_rows(
+    db: &rusqlite::Connection,
+    statement: &mut rusqlite::CachedStatement<'_>,
+    params: impl rusqlite::Params,
+    token: &str,
+) -> Result<Vec<ClaimedDelivery>> {
+    let mut rows = statement.query(params)?;
+    let mut claimed = Vec::new();
+    while let Some(row) = rows.next()? {
+        claimed.push(claimed_from_row(db, row, token)?);
+    }
     Ok(claimed)
 }
 
@@ -339,10 +343,12 @@ fn free_next(
 ) -> Result<usize> {
     if let Some(claims) = claims.and_then(|c| c.reserve().then_some(c)) {
         let params = rusqlite::params![claims.lease_until.timestamp_micros(), stream, claims.token];
-        let next = db
-            .prepare_cached(CLAIM_NEXT)?
-            .query_map(params, |row| claimed_from_row(row, &claims.token))?
-            .collect::<Result<Vec<_>, _>>()?;
+        let next = claimed_rows(
+            db,
+            &mut db.prepare_cached(CLAIM_NEXT)?,
+            params,
+            &claims.token,
+        )?;
         claims.claimed.extend(next);
         return Ok(0);
     }
