@@ -146,27 +146,20 @@ struct CredentialFields<'a> {
     platform_uuid: Option<&'a str>,
 }
 
+/// The credential fields of a create's or a patch's body (the same names in both).
+macro_rules! credential_fields {
+    ($body:expr) => {
+        CredentialFields {
+            ical_url: $body.ical_url.as_deref(),
+            client_id: $body.client_id.as_deref(),
+            client_secret: $body.client_secret.as_deref(),
+            refresh_token: $body.refresh_token.as_deref(),
+            platform_uuid: $body.platform_uuid.as_deref(),
+        }
+    };
+}
+
 impl CredentialFields<'_> {
-    fn of_create(body: &CreateBody) -> CredentialFields<'_> {
-        CredentialFields {
-            ical_url: body.ical_url.as_deref(),
-            client_id: body.client_id.as_deref(),
-            client_secret: body.client_secret.as_deref(),
-            refresh_token: body.refresh_token.as_deref(),
-            platform_uuid: body.platform_uuid.as_deref(),
-        }
-    }
-
-    fn of_patch(body: &PatchBody) -> CredentialFields<'_> {
-        CredentialFields {
-            ical_url: body.ical_url.as_deref(),
-            client_id: body.client_id.as_deref(),
-            client_secret: body.client_secret.as_deref(),
-            refresh_token: body.refresh_token.as_deref(),
-            platform_uuid: body.platform_uuid.as_deref(),
-        }
-    }
-
     fn oauth(&self) -> [(&'static str, Option<&str>); 4] {
         [
             ("client_id", self.client_id),
@@ -280,7 +273,7 @@ pub async fn create(
         .platform
         .parse()
         .map_err(|_| ApiError::BadRequest(format!("Invalid platform: {}", body.platform)))?;
-    let credentials = credentials(&state, platform, &CredentialFields::of_create(&body), None)?;
+    let credentials = credentials(&state, platform, &credential_fields!(body), None)?;
     let new = NewCalendar {
         platform: credentials.platform(),
         sealed_credentials: seal(&state, &credentials)?,
@@ -328,7 +321,7 @@ pub async fn patch(
     ApiJson(body): ApiJson<PatchBody>,
 ) -> ApiResult<Json<Value>> {
     let current = state.store.get_calendar(&project, &id).await?;
-    let given = CredentialFields::of_patch(&body);
+    let given = credential_fields!(body);
     let sealed_credentials = if given.any() {
         let sealed = state.store.calendar_credentials(&project, &id).await?;
         let stored = Credentials::open(&sealed, &state.sealing).map_err(|e| {

@@ -12,8 +12,8 @@ use url::Url;
 
 use super::ical::Window;
 use super::provider::{
-    incremental_or_full, response_status, Changes, Item, OAuthCredentials, ProviderClient,
-    ProviderError, Read, MAX_PAGES,
+    incremental_or_full, response_status, Item, Next, OAuthCredentials, Pages, ProviderClient,
+    ProviderError, Read,
 };
 
 const WHAT: &str = "Google Calendar";
@@ -31,8 +31,16 @@ pub async fn read(
         .access_token("Google", &urls.google_token, credentials, None)
         .await?;
     let calendar = credentials.platform_uuid.as_deref().unwrap_or("primary");
+    let pages = Pages {
+        what: WHAT,
+        access_token: &token.access_token,
+        prefer: &[],
+        items: "items",
+        item_of,
+        next: &next,
+    };
     let list = |extra: Vec<(&'static str, String)>| {
-        let access_token = token.access_token.as_str();
+        let pages = &pages;
         async move {
             let mut url = events_url(&urls.google_api, calendar)?;
             url.query_pairs_mut()
@@ -40,10 +48,10 @@ pub async fn read(
                 .append_pair("showDeleted", "true")
                 .append_pair("maxResults", PAGE_SIZE)
                 .extend_pairs(extra);
-            pages(client, url, access_token, &window).await
+            pages.read(client, url, &window).await
         }
     };
-    let (changes, complete, cursor) = incremental_or_full(
+    let reading = incremental_or_full(
         stored_cursor,
         at,
         |sync_token| list(vec![("syncToken", sync_token)]),
@@ -55,14 +63,7 @@ pub async fn read(
         },
     )
     .await?;
-    Ok(Read {
-        changes,
-        complete,
-        cursor,
-        renewed_refresh_token: token
-            .refresh_token
-            .filter(|renewed| *renewed != credentials.refresh_token),
-    })
+    Ok(Read::new(reading, token, credentials))
 }
 
 /// `{api}/calendar/v3/calendars/{calendar}/events`, the calendar id percent-encoded.
@@ -75,36 +76,17 @@ fn events_url(api: &Url, calendar: &str) -> Result<Url, ProviderError> {
     Ok(url)
 }
 
-/// Every page of one list, and the sync token its last page carries.
-async fn pages(
-    client: &ProviderClient,
-    first: Url,
-    access_token: &str,
-    window: &Window,
-) -> Result<(Changes, String), ProviderError> {
-    let mut changes = Changes::default();
-    let mut url = first.clone();
-    for _ in 0..MAX_PAGES {
-        let page = client.get_json(WHAT, &url, access_token, &[]).await?;
-        let items = page["items"].as_array().ok_or_else(|| {
-            ProviderError::Refused(format!("{WHAT} answered JSON that is not an events list"))
-        })?;
-        for item in items {
-            changes.add(item_of(item), window)?;
-        }
-        if let Some(next) = page["nextPageToken"].as_str() {
-            url = first.clone();
-            url.query_pairs_mut().append_pair("pageToken", next);
-            continue;
-        }
-        let sync_token = page["nextSyncToken"].as_str().ok_or_else(|| {
-            ProviderError::Refused(format!("{WHAT} gave neither a next page nor a sync token"))
-        })?;
-        return Ok((changes, sync_token.to_owned()));
+/// The list's next page (its first URL with `pageToken`), or the sync token of the last.
+fn next(page: &Value, first: &Url) -> Result<Next, ProviderError> {
+    if let Some(token) = page["nextPageToken"].as_str() {
+        let mut url = first.clone();
+        url.query_pairs_mut().append_pair("pageToken", token);
+        return Ok(Next::Page(url));
     }
-    Err(ProviderError::Refused(format!(
-        "{WHAT} answered more than {MAX_PAGES} pages"
-    )))
+    let sync_token = page["nextSyncToken"].as_str().ok_or_else(|| {
+        ProviderError::Refused(format!("{WHAT} gave neither a next page nor a sync token"))
+    })?;
+    Ok(Next::Done(sync_token.to_owned()))
 }
 
 /// An item of an events list.

@@ -13,8 +13,8 @@ use url::Url;
 
 use super::ical::{named_zone, Window};
 use super::provider::{
-    incremental_or_full, response_status, Changes, Item, OAuthCredentials, ProviderClient,
-    ProviderError, Read, MAX_PAGES,
+    incremental_or_full, response_status, Item, Next, OAuthCredentials, Pages, ProviderClient,
+    ProviderError, Read,
 };
 
 const WHAT: &str = "Microsoft Graph";
@@ -34,29 +34,44 @@ pub async fn read(
     let token = client
         .access_token("Microsoft", &urls.microsoft_token, credentials, Some(SCOPE))
         .await?;
-    let access_token = token.access_token.as_str();
     let graph = &urls.microsoft_graph;
-    let (changes, complete, cursor) = incremental_or_full(
+    let next = |page: &Value, _: &Url| next(client, page);
+    let pages = Pages {
+        what: WHAT,
+        access_token: &token.access_token,
+        prefer: &PREFER,
+        items: "value",
+        item_of,
+        next: &next,
+    };
+    let pages = &pages;
+    let reading = incremental_or_full(
         stored_cursor,
         at,
         |delta_link| async move {
             let url = client.own_link(WHAT, graph, &delta_link)?;
-            pages(client, url, access_token, &window).await
+            pages.read(client, url, &window).await
         },
         || async move {
             let url = view_delta_url(graph, credentials.platform_uuid.as_deref(), &window)?;
-            pages(client, url, access_token, &window).await
+            pages.read(client, url, &window).await
         },
     )
     .await?;
-    Ok(Read {
-        changes,
-        complete,
-        cursor,
-        renewed_refresh_token: token
-            .refresh_token
-            .filter(|renewed| *renewed != credentials.refresh_token),
-    })
+    Ok(Read::new(reading, token, credentials))
+}
+
+/// The next page's link, or the delta link of the last; either only on Graph's own origin.
+fn next(client: &ProviderClient, page: &Value) -> Result<Next, ProviderError> {
+    let graph = &client.urls.microsoft_graph;
+    if let Some(link) = page["@odata.nextLink"].as_str() {
+        return Ok(Next::Page(client.own_link(WHAT, graph, link)?));
+    }
+    let delta = page["@odata.deltaLink"].as_str().ok_or_else(|| {
+        ProviderError::Refused(format!("{WHAT} gave neither a next page nor a delta link"))
+    })?;
+    client.own_link(WHAT, graph, delta)?;
+    Ok(Next::Done(delta.to_owned()))
 }
 
 /// `{graph}/v1.0/me/calendarView/delta` (or `me/calendars/{id}/calendarView/delta`) over the
@@ -82,39 +97,6 @@ fn view_delta_url(
         .append_pair("startDateTime", &utc(&window.start))
         .append_pair("endDateTime", &utc(&window.end));
     Ok(url)
-}
-
-/// Every page from `first`, and the delta link the last one carries.
-async fn pages(
-    client: &ProviderClient,
-    first: Url,
-    access_token: &str,
-    window: &Window,
-) -> Result<(Changes, String), ProviderError> {
-    let graph = &client.urls.microsoft_graph;
-    let mut changes = Changes::default();
-    let mut url = first;
-    for _ in 0..MAX_PAGES {
-        let page = client.get_json(WHAT, &url, access_token, &PREFER).await?;
-        let items = page["value"].as_array().ok_or_else(|| {
-            ProviderError::Refused(format!("{WHAT} answered JSON that is not a list of events"))
-        })?;
-        for item in items {
-            changes.add(item_of(item), window)?;
-        }
-        if let Some(next) = page["@odata.nextLink"].as_str() {
-            url = client.own_link(WHAT, graph, next)?;
-            continue;
-        }
-        let delta = page["@odata.deltaLink"].as_str().ok_or_else(|| {
-            ProviderError::Refused(format!("{WHAT} gave neither a next page nor a delta link"))
-        })?;
-        client.own_link(WHAT, graph, delta)?;
-        return Ok((changes, delta.to_owned()));
-    }
-    Err(ProviderError::Refused(format!(
-        "{WHAT} answered more than {MAX_PAGES} pages"
-    )))
 }
 
 /// An item of a calendar view's delta.

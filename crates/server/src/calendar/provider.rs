@@ -24,7 +24,7 @@ use super::ical::Window;
 /// Largest answer read from a provider; a bigger one is refused.
 const MAX_ANSWER_BYTES: usize = 10 * 1024 * 1024;
 /// Most pages one sync reads: a provider that pages forever disconnects the calendar.
-pub const MAX_PAGES: usize = 500;
+const MAX_PAGES: usize = 500;
 const TIMEOUT: Duration = Duration::from_secs(30);
 /// Waits before the 2nd, 3rd and 4th try of a throttled or failed request.
 const BACKOFF: [Duration; 3] = [
@@ -414,6 +414,22 @@ pub struct Read {
 }
 
 impl Read {
+    /// A sync's reading, with the refresh token the provider rotated if it differs.
+    pub fn new(
+        (changes, complete, cursor): (Changes, bool, SyncCursor),
+        token: AccessToken,
+        credentials: &OAuthCredentials,
+    ) -> Read {
+        Read {
+            changes,
+            complete,
+            cursor,
+            renewed_refresh_token: token
+                .refresh_token
+                .filter(|renewed| *renewed != credentials.refresh_token),
+        }
+    }
+
     pub fn into_outcome(self, renewed_credentials: Option<Vec<u8>>) -> SyncOutcome {
         let (events, deleted) = self.changes.0.into_iter().fold(
             (Vec::new(), Vec::new()),
@@ -432,6 +448,56 @@ impl Read {
             sync_token: self.cursor.store(),
             renewed_credentials,
         }
+    }
+}
+
+/// Where a page of a list points: the next page, or (on the last) the next sync's cursor.
+pub enum Next {
+    Page(Url),
+    Done(String),
+}
+
+/// How one provider's list pages are read.
+pub struct Pages<'a> {
+    pub what: &'static str,
+    pub access_token: &'a str,
+    pub prefer: &'a [&'a str],
+    /// The key of the page's array of items.
+    pub items: &'static str,
+    pub item_of: fn(&Value) -> Item,
+    /// Where the page points, from the page and the list's first URL.
+    pub next: &'a (dyn Fn(&Value, &Url) -> Result<Next, ProviderError> + Sync),
+}
+
+impl Pages<'_> {
+    /// Every page from `first` to the one that gives the cursor, at most `MAX_PAGES`.
+    pub async fn read(
+        &self,
+        client: &ProviderClient,
+        first: Url,
+        window: &Window,
+    ) -> Result<(Changes, String), ProviderError> {
+        let what = self.what;
+        let mut changes = Changes::default();
+        let mut url = first.clone();
+        for _ in 0..MAX_PAGES {
+            let page = client
+                .get_json(what, &url, self.access_token, self.prefer)
+                .await?;
+            let items = page[self.items].as_array().ok_or_else(|| {
+                ProviderError::Refused(format!("{what} answered JSON that is not a list of events"))
+            })?;
+            for item in items {
+                changes.add((self.item_of)(item), window)?;
+            }
+            match (self.next)(&page, &first)? {
+                Next::Page(next) => url = next,
+                Next::Done(cursor) => return Ok((changes, cursor)),
+            }
+        }
+        Err(ProviderError::Refused(format!(
+            "{what} answered more than {MAX_PAGES} pages"
+        )))
     }
 }
 
