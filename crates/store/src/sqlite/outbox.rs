@@ -115,13 +115,6 @@ pub(super) fn enqueue(
             ),
             None => ((!waiting).then(|| at.timestamp_micros()), None),
         };
-        let body = bot_body(
-            &key,
-            event.bot_id,
-            event.bot_metadata,
-            event.trigger,
-            event.data,
-        );
         let mut insert = db.prepare_cached(
             "INSERT INTO deliveries (idempotency_key, project_id, subscription_id, bot_id, \
              record_seq, trigger, body, stream, status, max_attempts, next_attempt_at, \
@@ -144,6 +137,15 @@ pub(super) fn enqueue(
             at.timestamp_micros(),
         ])?;
         if let Some(claims) = pre_claim {
+            // Only a delivery handed over now needs its body made here; the others are made
+            // from the record when they are claimed.
+            let body = bot_body(
+                &key,
+                event.bot_id,
+                event.bot_metadata,
+                event.trigger,
+                event.data,
+            );
             let delivery = ClaimedDelivery {
                 seq: db.last_insert_rowid(),
                 claim_token: claims.token.clone(),
