@@ -253,9 +253,9 @@ pub trait Store: Send + Sync + 'static {
     async fn claim_calendar_sync(&self, lease_until: Timestamp) -> Result<Option<CalendarToSync>>;
     /// Stores a claimed sync's outcome in one transaction with the webhooks it owes (nothing
     /// if the claim was lost meanwhile); the next sync is due at `next_sync_at`. A good sync
-    /// stores the credentials the provider renewed, if any, and
-    /// also moves the waiting bots of moved events, cancels those of deleted ones and creates
-    /// the bots of the calendar's `auto_join` rule, with their webhooks, in that transaction.
+    /// also stores the credentials the provider renewed, if any, moves the waiting bots of
+    /// moved events, cancels those of deleted ones and creates the bots of the calendar's
+    /// `auto_join` rule, with their webhooks, in that transaction.
     async fn finish_calendar_sync(
         &self,
         claimed: &CalendarToSync,

@@ -8,6 +8,7 @@ use meetwire_core::time::{now, Timestamp};
 use serde_json::Value;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
+use super::deliveries::newest_delivery_seq;
 use super::direct::with_direct;
 use super::outbox::{rebuilt_body, RECORD_BODY};
 use super::records::apply_inputs;
@@ -36,9 +37,7 @@ pub(super) async fn create(
     }
     let id = insert(&mut tx, project_id, new, options, "api").await?;
     let bot = fetch(&mut tx, &id).await?;
-    let newest_seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM deliveries")
-        .fetch_one(&mut *tx)
-        .await?;
+    let newest_seq = newest_delivery_seq(&mut tx).await?;
     tx.commit().await?;
     Ok((bot, newest_seq))
 }

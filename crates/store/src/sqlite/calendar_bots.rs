@@ -71,8 +71,8 @@ pub(super) async fn cancel(
     options: &StoreOptions,
 ) -> Result<usize> {
     let all = matches!(which, Cancel::CalendarDeleted);
-    let doomed: Vec<(String, String, bool, Option<String>)> = sqlx::query_as(&format!(
-        "SELECT b.id, e.id, e.is_deleted, e.meeting_url FROM bots b \
+    let doomed: Vec<(String, String, bool)> = sqlx::query_as(&format!(
+        "SELECT b.id, e.id, e.is_deleted FROM bots b \
          JOIN calendar_events e ON e.id = b.calendar_event_id \
          WHERE e.calendar_id = ? AND {NOT_JOINED} \
          AND (? OR e.is_deleted = 1 OR e.meeting_url IS NULL) ORDER BY b.seq"
@@ -81,11 +81,11 @@ pub(super) async fn cancel(
     .bind(all)
     .fetch_all(&mut *conn)
     .await?;
-    for (bot_id, event_id, is_deleted, meeting_url) in &doomed {
-        let reason = match (all, is_deleted, meeting_url) {
-            (true, _, _) => "calendar_deleted",
-            (false, true, _) => "calendar_event_deleted",
-            (false, false, _) => "calendar_event_has_no_meeting_url",
+    for (bot_id, event_id, is_deleted) in &doomed {
+        let reason = match (all, is_deleted) {
+            (true, _) => "calendar_deleted",
+            (false, true) => "calendar_event_deleted",
+            (false, false) => "calendar_event_has_no_meeting_url",
         };
         let mut event = BotEventRequest::server(
             BotEventType::FatalError,

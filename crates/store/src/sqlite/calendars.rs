@@ -14,6 +14,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::calendar_bots::{self, Cancel};
+use super::deliveries::newest_delivery_seq;
 use super::subscriptions::trigger_mask;
 use crate::error::{Result, StoreError};
 use crate::model::{
@@ -300,12 +301,10 @@ pub(super) async fn delete(
 
 /// The newest delivery row, when the transaction may have written deliveries.
 async fn newest_delivery_if(conn: &mut SqliteConnection, wrote: bool) -> Result<Option<i64>> {
-    if !wrote {
-        return Ok(None);
-    }
-    Ok(sqlx::query_scalar("SELECT MAX(seq) FROM deliveries")
-        .fetch_one(conn)
-        .await?)
+    Ok(match wrote {
+        true => Some(newest_delivery_seq(conn).await?),
+        false => None,
+    })
 }
 
 /// Makes a calendar's next sync due now.

@@ -12,7 +12,7 @@ use meetwire_core::time::{from_micros, now, Timestamp};
 use meetwire_core::trigger::Trigger;
 use rusqlite::OptionalExtension;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqlitePool};
+use sqlx::{Row, SqliteConnection, SqlitePool};
 
 use super::dashboard::{Counted, Tally};
 use super::direct::{immediate, HotWriter};
@@ -50,9 +50,17 @@ pub(super) async fn claim(
 }
 
 /// The newest delivery row's `seq` (0 if there is none).
+const NEWEST_DELIVERY: &str = "SELECT COALESCE(MAX(seq), 0) FROM deliveries";
+
+/// The newest delivery row's `seq` (0 if there is none), on the hot-path writer.
 pub(super) fn newest_delivery(db: &rusqlite::Connection) -> Result<i64> {
-    let mut stmt = db.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM deliveries")?;
+    let mut stmt = db.prepare_cached(NEWEST_DELIVERY)?;
     Ok(stmt.query_row([], |row| row.get(0))?)
+}
+
+/// The newest delivery row's `seq` (0 if there is none), on a pooled connection.
+pub(super) async fn newest_delivery_seq(conn: &mut SqliteConnection) -> Result<i64> {
+    Ok(sqlx::query_scalar(NEWEST_DELIVERY).fetch_one(conn).await?)
 }
 
 /// The columns `claimed_from_row` reads, in its order. (No subquery: in a `RETURNING` clause

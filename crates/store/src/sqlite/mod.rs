@@ -110,9 +110,7 @@ impl SqliteStore {
         if store_options.ordering {
             deliveries::join_streams(&writer).await?;
         }
-        let newest_seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM deliveries")
-            .fetch_one(&writer)
-            .await?;
+        let newest_seq = deliveries::newest_delivery_seq(&mut *writer.acquire().await?).await?;
         let wake = Wake {
             syncer: Syncer::start(data_dir.join(format!("{DATABASE_FILE}-wal")), newest_seq),
             handoff: Arc::new(HandOff::default()),
