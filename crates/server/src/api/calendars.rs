@@ -185,18 +185,6 @@ fn credentials(
     given: &CredentialFields<'_>,
     current: Option<Credentials>,
 ) -> ApiResult<Credentials> {
-    let not_taken = |name: &str| {
-        ApiError::BadRequest(format!(
-            "{name} is not a credential of a {} calendar",
-            platform.code()
-        ))
-    };
-    let required = |name: &str| {
-        ApiError::BadRequest(format!(
-            "{name} is required for a {} calendar",
-            platform.code()
-        ))
-    };
     for (name, value) in given.oauth().iter().chain([&("ical_url", given.ical_url)]) {
         if value.is_some_and(|v| v.trim().is_empty() || v.chars().count() > MAX_CREDENTIAL_CHARS) {
             return Err(ApiError::BadRequest(format!(
@@ -204,57 +192,86 @@ fn credentials(
             )));
         }
     }
-    if platform == Platform::Ical {
-        if let Some((name, _)) = given.oauth().iter().find(|(_, v)| v.is_some()) {
-            return Err(not_taken(name));
+    let fields = Fields { platform, given };
+    match platform {
+        Platform::Ical => fields.ical(state, current),
+        Platform::Google => fields.oauth(current).map(Credentials::Google),
+        Platform::Microsoft => fields.oauth(current).map(Credentials::Microsoft),
+    }
+}
+
+/// The fields given for one platform's credentials, and the errors that name them.
+struct Fields<'a> {
+    platform: Platform,
+    given: &'a CredentialFields<'a>,
+}
+
+impl Fields<'_> {
+    fn not_taken(&self, name: &str) -> ApiError {
+        ApiError::BadRequest(format!(
+            "{name} is not a credential of a {} calendar",
+            self.platform.code()
+        ))
+    }
+
+    fn required(&self, name: &str) -> ApiError {
+        ApiError::BadRequest(format!(
+            "{name} is required for a {} calendar",
+            self.platform.code()
+        ))
+    }
+
+    fn ical(&self, state: &AppState, current: Option<Credentials>) -> ApiResult<Credentials> {
+        if let Some((name, _)) = self.given.oauth().iter().find(|(_, v)| v.is_some()) {
+            return Err(self.not_taken(name));
         }
-        let url = match (given.ical_url, &current) {
+        let url = match (self.given.ical_url, &current) {
             (Some(url), _) => url,
             (None, Some(Credentials::Ical { ical_url })) => ical_url.as_str(),
-            (None, _) => return Err(required("ical_url")),
+            (None, _) => return Err(self.required("ical_url")),
         };
-        return Ok(Credentials::Ical {
+        Ok(Credentials::Ical {
             ical_url: ical_url(state, url)?,
-        });
+        })
     }
-    if given.ical_url.is_some() {
-        return Err(not_taken("ical_url"));
+
+    fn oauth(&self, current: Option<Credentials>) -> ApiResult<OAuthCredentials> {
+        if self.given.ical_url.is_some() {
+            return Err(self.not_taken("ical_url"));
+        }
+        let current = match current {
+            Some(Credentials::Google(oauth) | Credentials::Microsoft(oauth)) => Some(oauth),
+            _ => None,
+        };
+        let field = |name: &str, value: Option<&str>, kept: Option<&String>| {
+            value
+                .map(str::to_owned)
+                .or_else(|| kept.cloned())
+                .ok_or_else(|| self.required(name))
+        };
+        let given = self.given;
+        Ok(OAuthCredentials {
+            client_id: field(
+                "client_id",
+                given.client_id,
+                current.as_ref().map(|c| &c.client_id),
+            )?,
+            client_secret: field(
+                "client_secret",
+                given.client_secret,
+                current.as_ref().map(|c| &c.client_secret),
+            )?,
+            refresh_token: field(
+                "refresh_token",
+                given.refresh_token,
+                current.as_ref().map(|c| &c.refresh_token),
+            )?,
+            platform_uuid: given
+                .platform_uuid
+                .map(str::to_owned)
+                .or_else(|| current.and_then(|c| c.platform_uuid)),
+        })
     }
-    let current = match current {
-        Some(Credentials::Google(oauth) | Credentials::Microsoft(oauth)) => Some(oauth),
-        _ => None,
-    };
-    let field = |name: &str, value: Option<&str>, kept: Option<&String>| {
-        value
-            .map(str::to_owned)
-            .or_else(|| kept.cloned())
-            .ok_or_else(|| required(name))
-    };
-    let oauth = OAuthCredentials {
-        client_id: field(
-            "client_id",
-            given.client_id,
-            current.as_ref().map(|c| &c.client_id),
-        )?,
-        client_secret: field(
-            "client_secret",
-            given.client_secret,
-            current.as_ref().map(|c| &c.client_secret),
-        )?,
-        refresh_token: field(
-            "refresh_token",
-            given.refresh_token,
-            current.as_ref().map(|c| &c.refresh_token),
-        )?,
-        platform_uuid: given
-            .platform_uuid
-            .map(str::to_owned)
-            .or_else(|| current.and_then(|c| c.platform_uuid)),
-    };
-    Ok(match platform {
-        Platform::Google => Credentials::Google(oauth),
-        _ => Credentials::Microsoft(oauth),
-    })
 }
 
 fn seal(state: &AppState, credentials: &Credentials) -> ApiResult<Vec<u8>> {

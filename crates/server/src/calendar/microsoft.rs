@@ -4,7 +4,7 @@
 //! in full. Removed items (`@removed`) and cancelled events are deletions. Graph's links are
 //! followed only on the configured Graph origin.
 
-use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDateTime, TimeZone};
 use meetwire_core::calendar::find_meeting_url;
 use meetwire_core::time::Timestamp;
 use meetwire_store::SyncedEvent;
@@ -142,15 +142,13 @@ fn time_of(value: &Value) -> Option<Timestamp> {
         return Some(instant.to_utc());
     }
     let naive = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
-    match value["timeZone"].as_str().unwrap_or("UTC") {
-        "UTC" | "Etc/UTC" | "" => Some(Utc.from_utc_datetime(&naive)),
-        zone => Some(
-            named_zone(zone)?
-                .from_local_datetime(&naive)
-                .earliest()?
-                .to_utc(),
-        ),
-    }
+    let zone = value["timeZone"].as_str().filter(|z| !z.is_empty());
+    Some(
+        named_zone(zone.unwrap_or("UTC"))?
+            .from_local_datetime(&naive)
+            .earliest()?
+            .to_utc(),
+    )
 }
 
 fn attendees(item: &Value) -> Value {
@@ -171,6 +169,7 @@ fn attendees(item: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Utc;
 
     #[test]
     fn an_occurrence_with_its_teams_link_and_people() {

@@ -33,6 +33,19 @@ impl Credentials {
         }
     }
 
+    /// The same credentials with the refresh token the provider rotated them to.
+    pub fn with_refresh_token(&self, refresh_token: &str) -> Credentials {
+        let renewed = |oauth: &OAuthCredentials| OAuthCredentials {
+            refresh_token: refresh_token.to_owned(),
+            ..oauth.clone()
+        };
+        match self {
+            Credentials::Google(oauth) => Credentials::Google(renewed(oauth)),
+            Credentials::Microsoft(oauth) => Credentials::Microsoft(renewed(oauth)),
+            Credentials::Ical { .. } => self.clone(),
+        }
+    }
+
     pub fn seal(&self, key: &SealingKey) -> Result<Vec<u8>, String> {
         let text = serde_json::to_vec(self).map_err(|e| e.to_string())?;
         key.seal(&text).map_err(|e| e.to_string())

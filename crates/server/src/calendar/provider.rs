@@ -25,6 +25,8 @@ use super::ical::Window;
 const MAX_ANSWER_BYTES: usize = 10 * 1024 * 1024;
 /// Most pages one sync reads: a provider that pages forever disconnects the calendar.
 const MAX_PAGES: usize = 500;
+/// Most events one sync may report.
+const MAX_EVENTS: usize = 50_000;
 const TIMEOUT: Duration = Duration::from_secs(30);
 /// Waits before the 2nd, 3rd and 4th try of a throttled or failed request.
 const BACKOFF: [Duration; 3] = [
@@ -282,13 +284,11 @@ fn is_throttled(status: StatusCode) -> bool {
 
 /// Google's `usageLimits` reasons, which it sends with 403.
 fn is_rate_limit(body: Option<&Value>) -> bool {
-    let reasons = body
-        .and_then(|b| b["error"]["errors"].as_array())
+    body.and_then(|b| b["error"]["errors"].as_array())
         .into_iter()
         .flatten()
-        .filter_map(|e| e["reason"].as_str());
-    let mut reasons = reasons;
-    reasons.any(|reason| matches!(reason, "rateLimitExceeded" | "userRateLimitExceeded"))
+        .filter_map(|e| e["reason"].as_str())
+        .any(|reason| matches!(reason, "rateLimitExceeded" | "userRateLimitExceeded"))
 }
 
 /// `Retry-After` in seconds (the form both providers send).
@@ -361,9 +361,6 @@ fn short(text: &str) -> &str {
         None => text,
     }
 }
-
-/// Most events one sync may report.
-const MAX_EVENTS: usize = 50_000;
 
 /// One item of a provider's answer, as the sync reads it.
 #[derive(Debug, PartialEq)]

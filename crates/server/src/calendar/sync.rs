@@ -13,7 +13,7 @@ use tokio::sync::watch;
 
 use super::feed::{FeedClient, FetchError};
 use super::ical::{events_in, Window};
-use super::provider::{OAuthCredentials, ProviderClient, ProviderError, Read};
+use super::provider::ProviderClient;
 use super::{google, microsoft, Credentials};
 use crate::app::AppState;
 use crate::sandbox::script::SandboxMeeting;
@@ -80,52 +80,38 @@ async fn read_provider(
         end: at + WINDOW_AFTER,
     };
     let cursor = claimed.sync_token.as_deref();
-    match credentials {
-        Credentials::Google(oauth) => {
-            let read = google::read(&clients.apis, &oauth, cursor, window, at).await;
-            outcome(state, read, &oauth, Credentials::Google)
-        }
+    let read = match &credentials {
+        Credentials::Google(oauth) => google::read(&clients.apis, oauth, cursor, window, at).await,
         Credentials::Microsoft(oauth) => {
-            let read = microsoft::read(&clients.apis, &oauth, cursor, window, at).await;
-            outcome(state, read, &oauth, Credentials::Microsoft)
+            microsoft::read(&clients.apis, oauth, cursor, window, at).await
         }
-        Credentials::Ical { ical_url } => match clients.feeds.fetch(&ical_url).await {
-            Ok(text) => match events_in(&text, window) {
-                Ok(events) => SyncOutcome::Synced {
-                    events,
-                    deleted: Vec::new(),
-                    complete: true,
-                    sync_token: None,
-                    renewed_credentials: None,
+        Credentials::Ical { ical_url } => {
+            return match clients.feeds.fetch(ical_url).await {
+                Ok(text) => match events_in(&text, window) {
+                    Ok(events) => SyncOutcome::Synced {
+                        events,
+                        deleted: Vec::new(),
+                        complete: true,
+                        sync_token: None,
+                        renewed_credentials: None,
+                    },
+                    Err(e) => SyncOutcome::AuthFailed(e.to_string()),
                 },
-                Err(e) => SyncOutcome::AuthFailed(e.to_string()),
-            },
-            Err(FetchError::Refused(reason)) => SyncOutcome::AuthFailed(reason),
-            Err(FetchError::Transient(reason)) => SyncOutcome::Transient(reason),
-        },
-    }
-}
-
-/// A provider's answer as the store takes it, a rotated refresh token sealed in place of the
-/// old one (if sealing fails, the old one is kept: it still works until it expires).
-fn outcome(
-    state: &AppState,
-    read: Result<Read, ProviderError>,
-    oauth: &OAuthCredentials,
-    platform: fn(OAuthCredentials) -> Credentials,
-) -> SyncOutcome {
+                Err(FetchError::Refused(reason)) => SyncOutcome::AuthFailed(reason),
+                Err(FetchError::Transient(reason)) => SyncOutcome::Transient(reason),
+            }
+        }
+    };
     match read {
+        // A rotated refresh token is sealed in place of the old one (if sealing fails, the old
+        // one is kept: it still works until it expires).
         Ok(read) => {
-            let renewed = read
-                .renewed_refresh_token
-                .as_ref()
-                .and_then(|refresh_token| {
-                    let renewed = platform(OAuthCredentials {
-                        refresh_token: refresh_token.clone(),
-                        ..oauth.clone()
-                    });
-                    renewed.seal(&state.sealing).ok()
-                });
+            let renewed = read.renewed_refresh_token.as_deref().and_then(|token| {
+                credentials
+                    .with_refresh_token(token)
+                    .seal(&state.sealing)
+                    .ok()
+            });
             read.into_outcome(renewed)
         }
         Err(e) => e.into_outcome(),
