@@ -5,10 +5,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// The name of a bot nobody named.
-pub const DEFAULT_BOT_NAME: &str = "Meeting Bot";
-/// Longest bot name (the API's rule for every bot).
-pub const MAX_BOT_NAME_CHARS: usize = 255;
+use crate::bot_fields::{check_bot_name, metadata, DEFAULT_BOT_NAME};
+
 /// Most entries in `attendees`.
 pub const MAX_MATCHES: usize = 100;
 
@@ -37,16 +35,10 @@ impl AutoJoinRule {
         let mut rule: AutoJoinRule =
             serde_json::from_value(value).map_err(|e| format!("auto_join: {e}"))?;
         if let Some(name) = &rule.bot_name {
-            if name.trim().is_empty() || name.chars().count() > MAX_BOT_NAME_CHARS {
-                return Err(format!(
-                    "auto_join.bot_name must be 1 to {MAX_BOT_NAME_CHARS} characters"
-                ));
-            }
+            check_bot_name(name, "auto_join.bot_name")?;
         }
-        if let Some(metadata) = &rule.metadata {
-            if !metadata.values().all(Value::is_string) {
-                return Err("auto_join.metadata must be an object whose values are strings".into());
-            }
+        if let Some(given) = rule.metadata.take() {
+            rule.metadata = metadata(Value::Object(given), "auto_join.metadata")?;
         }
         if rule.attendees.len() > MAX_MATCHES {
             return Err(format!(

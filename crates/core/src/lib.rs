@@ -4,6 +4,7 @@
 //! tested exhaustively and cheaply, and that storage and HTTP code never re-derive the rules.
 
 pub mod auto_join;
+pub mod bot_fields;
 pub mod calendar;
 pub mod canonical;
 pub mod exact_integers;

@@ -5,7 +5,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::IntoResponse;
 use axum::Json;
 use chrono::DateTime;
-use meetwire_core::auto_join::{DEFAULT_BOT_NAME, MAX_BOT_NAME_CHARS};
+use meetwire_core::bot_fields::{self, check_bot_name, DEFAULT_BOT_NAME};
 use meetwire_core::record::RecordKind;
 use meetwire_core::state::BotState;
 use meetwire_core::time::{now, Timestamp};
@@ -63,13 +63,7 @@ pub struct PatchBotBody {
 
 /// `metadata` must be an object of strings (Attendee's rule).
 pub(crate) fn metadata(value: Option<Value>) -> ApiResult<Option<Map<String, Value>>> {
-    match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Object(map)) if map.values().all(Value::is_string) => Ok(Some(map)),
-        Some(_) => Err(ApiError::BadRequest(
-            "metadata must be an object whose values are strings".into(),
-        )),
-    }
+    bot_fields::metadata(value.unwrap_or(Value::Null), "metadata").map_err(ApiError::BadRequest)
 }
 
 fn join_at(text: Option<&str>, at: &Timestamp) -> ApiResult<Option<Timestamp>> {
@@ -140,11 +134,7 @@ pub(crate) async fn create_bot(
     let sandbox = SandboxMeeting::from_meeting_url(&meeting_url, body.sandbox_script.as_ref())
         .map_err(ApiError::BadRequest)?;
     let bot_name = body.bot_name.unwrap_or_else(|| DEFAULT_BOT_NAME.to_owned());
-    if bot_name.trim().is_empty() || bot_name.chars().count() > MAX_BOT_NAME_CHARS {
-        return Err(ApiError::BadRequest(format!(
-            "bot_name must be 1 to {MAX_BOT_NAME_CHARS} characters"
-        )));
-    }
+    check_bot_name(&bot_name, "bot_name").map_err(ApiError::BadRequest)?;
     if let Some(key) = &body.deduplication_key {
         if key.is_empty() || key.len() > MAX_DEDUP_KEY_LEN {
             return Err(ApiError::BadRequest(format!(
