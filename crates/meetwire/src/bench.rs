@@ -44,8 +44,8 @@ pub struct BenchArgs {
     /// Events sent in the throughput, batched, failures, ingest, loopback and growth scenarios.
     #[arg(long, default_value_t = 30_000)]
     pub events: usize,
-    /// HTTP connections of the load generator (the latency scenario spreads its paced events
-    /// over them).
+    /// HTTP connections of the load generator (the latency and isolation scenarios spread their
+    /// paced events over them).
     #[arg(long, alias = "connections", default_value_t = 64)]
     pub concurrency: usize,
     /// Bots the events are spread over (each is one ordered stream).
@@ -398,20 +398,6 @@ fn chat(n: usize) -> Value {
 }
 
 impl Fixture {
-    /// Posts events `first..first + count` for one bot in one request.
-    async fn post(&self, bot: usize, first: usize, count: usize) -> Result<()> {
-        let bot = &self.bots[bot % self.bots.len()];
-        self.client
-            .post(format!("{}/runner/v1/bots/{bot}/records", self.base))
-            .header("Authorization", format!("Token {}", self.runner_token))
-            .header("Content-Type", "application/json")
-            .body(records_body(first, count))
-            .send()
-            .await?
-            .error_for_status()?;
-        Ok(())
-    }
-
     /// A keep-alive connection of its own for one flood worker.
     async fn connection(&self) -> Result<LoadConnection> {
         let authority = self
@@ -473,6 +459,14 @@ impl LoadConnection {
 /// Send and acknowledgement times of every event, in ns since the run's start.
 struct Sends {
     sent_ns: Vec<AtomicU64>,
+}
+
+impl Sends {
+    fn new(events: usize) -> Arc<Sends> {
+        Arc::new(Sends {
+            sent_ns: (0..events).map(|_| AtomicU64::new(0)).collect(),
+        })
+    }
 }
 
 /// Sends `events` events as fast as `concurrency` connections allow, `batch` per request; the
@@ -661,9 +655,7 @@ async fn throughput(args: &BenchArgs, load: Load, hop_rate: Option<f64>) -> Resu
     let addr = start_receiver(receipts.clone()).await?;
     let receivers = if subscribed { vec![addr] } else { vec![] };
     let fixture = Arc::new(fixture(&server, &receivers, args.bots).await?);
-    let sends = Arc::new(Sends {
-        sent_ns: (0..args.events).map(|_| AtomicU64::new(0)).collect(),
-    });
+    let sends = Sends::new(args.events);
     let run_start = start.elapsed();
     let cpu_before = server.cpu_time();
     let own_cpu_before = process_cpu_time("self");
@@ -753,33 +745,6 @@ async fn throughput(args: &BenchArgs, load: Load, hop_rate: Option<f64>) -> Resu
     ))
 }
 
-/// Sends events at a fixed rate, each in its own request.
-async fn paced(
-    fixture: &Arc<Fixture>,
-    sends: &Arc<Sends>,
-    start: Instant,
-    events: usize,
-    rate: f64,
-) -> Result<()> {
-    let run_start = tokio::time::Instant::now();
-    let mut requests = tokio::task::JoinSet::new();
-    for n in 0..events {
-        tokio::time::sleep_until(run_start + Duration::from_secs_f64(n as f64 / rate)).await;
-        let (fixture, sends) = (fixture.clone(), sends.clone());
-        requests.spawn(async move {
-            sends.sent_ns[n].store(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
-            fixture.post(n, n, 1).await
-        });
-        while let Some(done) = requests.try_join_next() {
-            done.map_err(setup_err)??;
-        }
-    }
-    while let Some(done) = requests.join_next().await {
-        done.map_err(setup_err)??;
-    }
-    Ok(())
-}
-
 /// Sends events at a fixed rate over `connections` keep-alive connections, event `n` on
 /// connection `n % connections` (open loop: an event is due at its time whether or not the
 /// connection is free, and waits there if it is not — the wait counts in its latency).
@@ -828,9 +793,7 @@ async fn latency(args: &BenchArgs) -> Result<String> {
     let receipts = Receipts::new(start, events, Behaviour::Ok);
     let addr = start_receiver(receipts.clone()).await?;
     let fixture = Arc::new(fixture(&server, &[addr], args.bots).await?);
-    let sends = Arc::new(Sends {
-        sent_ns: (0..events).map(|_| AtomicU64::new(0)).collect(),
-    });
+    let sends = Sends::new(events);
     let cpu_before = server.cpu_time();
     let connections = args.concurrency;
     paced_on_connections(&fixture, &sends, start, events, args.rate, connections).await?;
@@ -865,11 +828,9 @@ async fn isolation(args: &BenchArgs) -> Result<String> {
             addrs.push(start_receiver(hanging).await?);
         }
         let fixture = Arc::new(fixture(&server, &addrs, args.bots).await?);
-        let sends = Arc::new(Sends {
-            sent_ns: (0..events).map(|_| AtomicU64::new(0)).collect(),
-        });
+        let sends = Sends::new(events);
         let run_start = start.elapsed();
-        paced(&fixture, &sends, start, events, args.rate).await?;
+        paced_on_connections(&fixture, &sends, start, events, args.rate, args.concurrency).await?;
         await_receipts(&healthy, events, Duration::from_secs(60)).await;
         let took = last_receipt(&healthy).saturating_sub(run_start);
         let delivered = healthy.delivered.load(Ordering::Relaxed);
@@ -903,9 +864,7 @@ async fn backlog(args: &BenchArgs) -> Result<String> {
     };
     let fixture = Arc::new(fixture(&server, &[closed], args.bots).await?);
     let start = Instant::now();
-    let sends = Arc::new(Sends {
-        sent_ns: (0..args.backlog).map(|_| AtomicU64::new(0)).collect(),
-    });
+    let sends = Sends::new(args.backlog);
     let took = flood(&fixture, &sends, start, args.backlog, args.concurrency, 100).await?;
     let metrics = fixture
         .client
@@ -974,9 +933,7 @@ async fn loopback(args: &BenchArgs) -> Result<(f64, String)> {
         runner_token: "none".into(),
         bots: vec!["bot_loopback".into()],
     });
-    let sends = Arc::new(Sends {
-        sent_ns: (0..args.events).map(|_| AtomicU64::new(0)).collect(),
-    });
+    let sends = Sends::new(args.events);
     let start = Instant::now();
     let took = flood(&fixture, &sends, start, args.events, args.concurrency, 1).await?;
     let rate = args.events as f64 / took.as_secs_f64().max(1e-9);
@@ -1030,9 +987,7 @@ async fn growth(args: &BenchArgs) -> Result<String> {
     let receipts = Receipts::new(start, args.events, Behaviour::Ok);
     let addr = start_receiver(receipts.clone()).await?;
     let fixture = Arc::new(fixture(&server, &[addr], args.bots).await?);
-    let sends = Arc::new(Sends {
-        sent_ns: (0..args.events).map(|_| AtomicU64::new(0)).collect(),
-    });
+    let sends = Sends::new(args.events);
     let run_start = start.elapsed();
     let cpu_before = server.cpu_time();
     flood(&fixture, &sends, start, args.events, args.concurrency, 1).await?;
