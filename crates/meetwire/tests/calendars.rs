@@ -320,6 +320,10 @@ async fn the_calendar_pages_show_state_events_and_webhooks_to_members_only() {
         page.body
     );
     assert!(page.body.contains("https://meet.google.com/abc-defg-hij"));
+    assert!(
+        page.body.contains("off (an auto_join rule, set by PATCH"),
+        "auto-join off says how to turn it on"
+    );
     assert!(!page.body.contains("<script>x"), "metadata shown as text");
     let hooks = browser.get(&format!("{page_path}?tab=webhooks")).await;
     assert!(

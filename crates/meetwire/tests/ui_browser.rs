@@ -3,7 +3,7 @@
 //! through what a user does: sign up with the setup code, sign in, create a project webhook,
 //! start a sandbox bot, watch its deliveries appear live, read a receiver's answer, see the
 //! attempts grow while the receiver fails, resend, rotate the secret, create and revoke an API
-//! key, sign out. Screenshots of each main page go to `target/tmp/ui-screenshots/`.
+//! key, connect a calendar that sends a bot by itself and follow the bot back to it, sign out. Screenshots of each main page go to `target/tmp/ui-screenshots/`.
 //!
 //! Without chromium and chromedriver this test fails (it does not skip): `.ci/run` installs
 //! them.
@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::feed::{ical_time, Feed};
 use common::receiver::{always, Receiver, Reply, FAST_LOOPBACK};
 use common::Server;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -451,8 +452,67 @@ async fn a_user_walks_through_the_ui_in_a_real_browser() {
         StatusCode::UNAUTHORIZED
     );
 
-    // The bot page at phone width, then sign out.
+    // A calendar with an auto_join rule: the Calendars list (empty, then with it), its page,
+    // and the bot it sent to a meeting, which links back to it.
+    w.click_link("Calendars").await;
+    w.wait_for("No calendar yet").await;
+    w.shot("11-calendars-empty").await;
+    let tomorrow = chrono::Utc::now() + chrono::Duration::days(1);
+    let feed = Feed::start(format!(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\n\
+         UID:planning@test\r\nDTSTART:{}\r\nDURATION:PT30M\r\nSUMMARY:Weekly planning\r\n\
+         LOCATION:sandbox://standup?speed=50\r\nATTENDEE;CN=Ann:mailto:ann@example.com\r\n\
+         END:VEVENT\r\nEND:VCALENDAR\r\n",
+        ical_time(tomorrow)
+    ))
+    .await;
+    let (status, calendar) = api
+        .post(
+            "/api/v1/calendars",
+            &json!({"platform": "ical", "ical_url": feed.url, "deduplication_key": "team",
+                    "auto_join": {"bot_name": "Calendar notes", "attendees": ["@example.com"]}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{calendar}");
+    let calendar_id = calendar["id"].as_str().unwrap().to_owned();
+    let start = Instant::now();
+    let calendar_bot = loop {
+        let bots = api.all_bots().await;
+        if let Some(bot) = bots.iter().find(|b| b["calendar_event_id"].is_string()) {
+            break bot["id"].as_str().unwrap().to_owned();
+        }
+        assert!(start.elapsed() < WAIT, "auto_join sent no bot: {bots:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    w.goto(&format!("{project}/calendars")).await;
+    w.wait_for(&calendar_id).await;
+    w.shot("12-calendars").await;
+    w.click_link(&calendar_id).await;
+    let page = w.wait_for("Weekly planning").await;
+    assert!(page.contains("sandbox://standup?speed=50"), "{page}");
+    let rule = w.read("#calendar-auto-join").await;
+    assert!(
+        rule.contains("Calendar notes") && rule.contains("@example.com"),
+        "{rule}"
+    );
+    w.shot("13-calendar").await;
+    w.goto(&format!("{project}/bots/{calendar_bot}")).await;
+    w.wait_for("Calendar event").await;
+    let joins_at = w.read("#bot-joins-at").await;
+    assert!(
+        joins_at.contains(&tomorrow.format("%Y-%m-%d %H:%M:%S").to_string()),
+        "the scheduled bot shows when it joins: {joins_at}"
+    );
+    w.shot("14-bot-from-calendar").await;
+    w.click_link("Weekly planning").await;
+    w.wait_path(|p| p.ends_with(&format!("/calendars/{calendar_id}")))
+        .await;
+
+    // The bot and calendar pages at phone width, then sign out.
     w.c.set_window_size(390, 844).await.unwrap();
+    w.goto(&format!("{project}/calendars/{calendar_id}")).await;
+    w.wait_for("Weekly planning").await;
+    w.shot("15-calendar-phone").await;
     w.goto(&bot_page).await;
     w.shot("10-bot-phone").await;
     w.c.set_window_size(1280, 900).await.unwrap();

@@ -10,6 +10,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Response};
 use meetwire_core::record::RecordKind;
+use meetwire_core::state::BotState;
 use meetwire_core::time::now;
 use meetwire_store::{
     Bot, DeliveryFilter, DeliveryStatus, PageRequest, Store, StoreError, StoredRecord,
@@ -145,6 +146,8 @@ struct BotPage {
     /// once the calendar is deleted).
     calendar_event: String,
     calendar_href: String,
+    /// When a scheduled bot joins (empty once it has been asked to join).
+    joins_at: String,
     tabs: Vec<TabLink>,
     live_src: String,
     live: String,
@@ -308,6 +311,11 @@ pub async fn page(
         id: bot.id.clone(),
         name: bot.bot_name.clone(),
         meeting_url: bot.meeting_url.clone(),
+        joins_at: match bot.state {
+            BotState::Scheduled | BotState::Staged => bot.join_at.as_ref().map(when),
+            _ => None,
+        }
+        .unwrap_or_default(),
         metadata: bot
             .metadata
             .as_ref()

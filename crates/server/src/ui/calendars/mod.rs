@@ -131,17 +131,21 @@ struct CalendarPage {
 /// The `auto_join` rule in words.
 fn auto_join_text(rule: Option<&AutoJoinRule>) -> String {
     let Some(rule) = rule else {
-        return "off".into();
+        return "off (an auto_join rule, set by PATCH /api/v1/calendars/{id}, sends bots by itself)"
+            .into();
     };
-    let events = if rule.attendees.is_empty() {
-        "every event with a meeting link".to_owned()
+    let whose = if rule.attendees.is_empty() {
+        String::new()
     } else {
         format!(
-            "events with a meeting link and {}",
-            rule.attendees.join(", ")
+            " whose organiser or an attendee is {}",
+            rule.attendees.join(" or ")
         )
     };
-    format!("a bot named “{}” to {events}", rule.bot_name())
+    format!(
+        "a bot named “{}” joins every event with a meeting link{whose}",
+        rule.bot_name()
+    )
 }
 
 pub async fn page(
@@ -160,7 +164,10 @@ pub async fn page(
     let mut shown = CalendarPage {
         chrome: Chrome::new(&member, Section::Calendars, notice(query.notice.as_deref())),
         calendar: row(project, &calendar),
-        metadata: serde_json::Value::Object(calendar.metadata.clone()).to_string(),
+        metadata: match calendar.metadata.is_empty() {
+            true => String::new(),
+            false => serde_json::Value::Object(calendar.metadata.clone()).to_string(),
+        },
         auto_join: auto_join_text(calendar.auto_join.as_ref()),
         sync_action: format!("{href}/sync"),
         events_href: href.clone(),
