@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use chrono::{DateTime, Duration as Span, DurationRound, Utc};
-use common::feed::{calendar_events, ical_time, sync_now, wait_hooks, Feed};
+use common::feed::{calendar_events, ical_time, signed_hooks, sync_now, Feed};
 use common::receiver::{Receiver, FAST_LOOPBACK};
 use common::{create_project, event_types, Api, Server};
 use reqwest::StatusCode;
@@ -177,11 +177,14 @@ async fn a_bot_sent_to_a_calendar_event_follows_it_and_is_cancelled_with_it() {
         .await;
     assert_eq!(cancelled["events"][0]["type"], "fatal_error");
     assert_eq!(cancelled["events"][0]["sub_type"], "meeting_not_found");
-    let hooks = wait_hooks(&receiver, &project, 1).await;
-    let hook = hooks
-        .iter()
-        .find(|h| h["bot_id"] == review_bot_id.as_str())
-        .expect("a state change for the cancelled bot");
+    let of_review = |h: &Value| h["bot_id"] == review_bot_id.as_str();
+    receiver
+        .wait_until(WAIT, "the cancelled bot's state change", |r| {
+            r.iter().any(|r| of_review(&r.json()))
+        })
+        .await;
+    let hooks = signed_hooks(&receiver, &project);
+    let hook = hooks.iter().find(|h| of_review(h)).unwrap();
     assert_eq!(hook["data"]["old_state"], "scheduled");
     assert_eq!(hook["data"]["new_state"], "fatal_error");
     assert_eq!(hook["data"]["event_sub_type"], "meeting_not_found");
@@ -207,12 +210,14 @@ async fn a_bot_sent_to_a_calendar_event_follows_it_and_is_cancelled_with_it() {
     let types = event_types(&ended);
     assert_eq!(types[..2], ["staged", "join_requested"], "{types:?}");
     assert_eq!(types.last().unwrap(), "post_processing_completed");
-    let join_requested = receiver
-        .received()
-        .iter()
-        .map(|r| r.json())
-        .find(|h| h["bot_id"] == bot_id.as_str() && h["data"]["event_type"] == "join_requested")
-        .expect("join_requested webhook");
+    let is_join =
+        |h: &Value| h["bot_id"] == bot_id.as_str() && h["data"]["event_type"] == "join_requested";
+    let received = receiver
+        .wait_until(WAIT, "the join_requested webhook", |r| {
+            r.iter().any(|r| is_join(&r.json()))
+        })
+        .await;
+    let join_requested = received.iter().map(|r| r.json()).find(is_join).unwrap();
     assert_eq!(
         join_requested["data"]["event_metadata"]["source"],
         "scheduler"
@@ -333,6 +338,12 @@ async fn auto_join_sends_one_bot_to_each_matching_event_and_calendar_deletion_ca
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["auto_join"], Value::Null);
+    sync_now(&api, &calendar).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (_, kept) = api
+        .get(&format!("/api/v1/bots/{}", theirs["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(kept["state"], "scheduled", "auto-join off keeps the bots");
     let (status, _) = api.delete(&format!("/api/v1/calendars/{calendar}")).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let cancelled = api

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::receiver::{
     all_finished, always, closed_port_url, delivery, delivery_log, fail_then_ok, log_record,
-    sandbox_script, wait_delivery, wait_delivery_log, Call, Received, Receiver, Reply,
+    resend, sandbox_script, wait_delivery, wait_delivery_log, Call, Received, Receiver, Reply,
     FAST_LOOPBACK as FAST,
 };
 use common::{create_project, setup, Api, Server};
@@ -118,13 +118,8 @@ async fn a_first_try_success_is_one_attempt_in_the_log_and_stays_there_after_a_r
     assert!(first[0]["duration_ms"].is_number(), "{d:#}");
     assert_eq!(first[0]["attempted_at"], d["last_attempt_at"], "{d:#}");
 
-    let (status, body) = api
-        .post(
-            &format!("/api/v1/webhook_deliveries/{key}/resend"),
-            &json!({}),
-        )
-        .await;
-    assert!(status.is_success(), "{status}: {body}");
+    let (status, body) = resend(&api, &key).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     rx.wait_for(2, WAIT).await;
     let d = wait_delivery(&api, &key, WAIT, |d| {
         d["status"] == "success" && d["attempt_count"] == 2
@@ -178,13 +173,8 @@ async fn a_resent_delivery_keeps_its_body_after_the_bot_metadata_changes() {
         json!({"customer": "acme"}),
         "{d:#}"
     );
-    let (status, body) = api
-        .post(
-            &format!("/api/v1/webhook_deliveries/{key}/resend"),
-            &json!({}),
-        )
-        .await;
-    assert!(status.is_success(), "{status}: {body}");
+    let (status, body) = resend(&api, &key).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let again = rx.wait_for(3, WAIT).await;
     assert_eq!(again[2].key(), key);
     assert_eq!(
@@ -267,22 +257,12 @@ async fn always_failing_gives_up_after_four_attempts_and_resend_keeps_the_key() 
     assert_eq!(failed[0]["idempotency_key"], key.as_str());
 
     // Resend: the same key, a fresh budget of four attempts.
-    let (status, body) = api
-        .post(
-            &format!("/api/v1/webhook_deliveries/{key}/resend"),
-            &json!({}),
-        )
-        .await;
+    let (status, body) = resend(&api, &key).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["idempotency_key"], key.as_str());
     assert_eq!(body["status"], "pending", "{body:#}");
     // A pending delivery cannot be resent again.
-    let (status, body) = api
-        .post(
-            &format!("/api/v1/webhook_deliveries/{key}/resend"),
-            &json!({}),
-        )
-        .await;
+    let (status, body) = resend(&api, &key).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body["error"].is_string(), "{body}");
 
@@ -297,12 +277,7 @@ async fn always_failing_gives_up_after_four_attempts_and_resend_keeps_the_key() 
 
     // Once the receiver recovers, a resend succeeds with the same key.
     rx.set_script(always(Reply::ok()));
-    let (status, body) = api
-        .post(
-            &format!("/api/v1/webhook_deliveries/{key}/resend"),
-            &json!({}),
-        )
-        .await;
+    let (status, body) = resend(&api, &key).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let d = wait_finished(&api, &key).await;
     assert_eq!(d["status"], "success", "{d:#}");

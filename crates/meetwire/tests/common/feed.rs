@@ -67,11 +67,7 @@ pub fn signed_hooks(receiver: &Receiver, project: &Project) -> Vec<Value> {
 
 /// Waits for `n` webhooks; returns them all, signatures checked.
 pub async fn wait_hooks(receiver: &Receiver, project: &Project, n: usize) -> Vec<Value> {
-    receiver
-        .wait_until(Duration::from_secs(20), &format!("{n} webhooks"), |r| {
-            r.len() >= n
-        })
-        .await;
+    receiver.wait_for(n, Duration::from_secs(20)).await;
     signed_hooks(receiver, project)
 }
 

@@ -406,17 +406,6 @@ impl Provider {
         self.edit(|e| e.put(meeting))
     }
 
-    /// Deletes an event (Google keeps it as a `cancelled` stub, Graph reports it `@removed`).
-    pub fn delete(&self, id: &str) {
-        self.edit(|e| e.delete(id))
-    }
-
-    /// Refuses every sync token issued so far (Google 410 `fullSyncRequired`, Graph 410
-    /// `syncStateNotFound`) and forgets deleted events, so a full sync no longer lists them.
-    pub fn expire_sync_tokens(&self) {
-        self.edit(|e| e.expire_sync_tokens())
-    }
-
     /// The event `id` as the calendar holds it now.
     pub fn meeting(&self, id: &str) -> Meeting {
         self.with(|f| f.events[id].meeting.clone())
@@ -584,34 +573,11 @@ impl Edit<'_> {
 
 // ---- The HTTP side. ----
 
+/// A path segment as sent, decoded.
 fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-            if let Ok(b) = u8::from_str_radix(hex, 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 fn pairs(text: &str) -> Vec<(String, String)> {
@@ -998,7 +964,13 @@ impl Fake {
             Kind::Microsoft => {
                 let prefix = match &seen.calendar {
                     None => "/v1.0/me".to_owned(),
-                    Some(id) => format!("/v1.0/me/calendars/{}", percent_encode(id)),
+                    Some(id) => format!(
+                        "/v1.0/me/calendars/{}",
+                        percent_encoding::utf8_percent_encode(
+                            id,
+                            percent_encoding::NON_ALPHANUMERIC
+                        )
+                    ),
                 };
                 let mut body = json!({
                     "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#Collection(event)",
@@ -1197,7 +1169,7 @@ fn graph_event(entry: &Entry) -> Value {
         "type": kind,
     });
     let more = json!({
-        "webLink": format!("https://outlook.office365.com/owa/?itemid={}", percent_encode(&m.id)),
+        "webLink": format!("https://outlook.office365.com/owa/?itemid={}", percent_encoding::utf8_percent_encode(&m.id, percent_encoding::NON_ALPHANUMERIC)),
         "onlineMeetingUrl": null,
         "isOnlineMeeting": online.is_some(),
         "onlineMeetingProvider": if online.is_some() { "teamsForBusiness" } else { "unknown" },

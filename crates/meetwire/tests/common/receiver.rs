@@ -400,6 +400,15 @@ pub async fn delivery(api: &Api, key: &str) -> Value {
     body
 }
 
+/// Asks for one delivery to be sent again; the API's answer.
+pub async fn resend(api: &Api, key: &str) -> (StatusCode, Value) {
+    api.post(
+        &format!("/api/v1/webhook_deliveries/{key}/resend"),
+        &serde_json::json!({}),
+    )
+    .await
+}
+
 /// Polls one delivery until `done` holds; panics after `timeout`.
 pub async fn wait_delivery(
     api: &Api,
