@@ -88,9 +88,11 @@ impl AutoJoinRule {
     }
 }
 
-/// Whether a meeting URL is one of the sandbox's simulated meetings.
+/// Whether a meeting URL is one of the sandbox's simulated meetings (its scheme, in any case).
 pub fn is_sandbox_meeting(meeting_url: &str) -> bool {
-    meeting_url.starts_with("sandbox://")
+    meeting_url
+        .get(..10)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("sandbox://"))
 }
 
 #[cfg(test)]

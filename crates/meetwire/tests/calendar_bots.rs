@@ -94,14 +94,20 @@ async fn a_bot_sent_to_a_calendar_event_follows_it_and_is_cancelled_with_it() {
         "DESCRIPTION:Join at https://zoom.us/j/777\r\n",
     );
     let lunch = vevent("lunch", from_now(3600), "LOCATION:Canteen\r\n");
+    let retro = vevent(
+        "retro",
+        from_now(-7200),
+        "LOCATION:https://zoom.us/j/888\r\n",
+    );
     let feed = Feed::start(feed_of(&[
         standup(from_now(3600)),
         review.clone(),
         lunch.clone(),
+        retro.clone(),
     ]))
     .await;
     let calendar = connect(&api, json!({"platform": "ical", "ical_url": feed.url})).await;
-    let events = wait_events(&api, &calendar, 3).await;
+    let events = wait_events(&api, &calendar, 4).await;
     let standup_event = named(&events, "standup").clone();
     let standup_id = standup_event["id"].as_str().unwrap();
 
@@ -139,6 +145,14 @@ async fn a_bot_sent_to_a_calendar_event_follows_it_and_is_cancelled_with_it() {
             "has no meeting link",
         ),
         (
+            json!({"calendar_event_id": named(&events, "retro")["id"]}),
+            "has already ended",
+        ),
+        (
+            json!({"calendar_event_id": standup_id, "sandbox_script": {"steps": []}}),
+            "sandbox_script needs a meeting_url of sandbox://custom",
+        ),
+        (
             json!({"bot_name": "x"}),
             "meeting_url (or calendar_event_id) is required",
         ),
@@ -150,13 +164,18 @@ async fn a_bot_sent_to_a_calendar_event_follows_it_and_is_cancelled_with_it() {
     // The event moves an hour later: so does the bot.
     feed.set(
         200,
-        feed_of(&[standup(from_now(7200)), review.clone(), lunch.clone()]),
+        feed_of(&[
+            standup(from_now(7200)),
+            review.clone(),
+            lunch.clone(),
+            retro.clone(),
+        ]),
     );
     sync_now(&api, &calendar).await;
     let moved = api
         .wait_bot(&bot_id, WAIT, |b| b["join_at"] != bot["join_at"])
         .await;
-    let events = wait_events(&api, &calendar, 3).await;
+    let events = calendar_events(&api, &calendar).await;
     assert_eq!(moved["join_at"], named(&events, "standup")["start_time"]);
     assert_eq!(moved["state"], "scheduled");
 

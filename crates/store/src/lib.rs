@@ -92,8 +92,9 @@ pub trait Store: Send + Sync + 'static {
     async fn use_sign_in_link(&self, token: &str) -> Result<Option<String>>;
 
     /// Creates a bot (and, unless scheduled, its `join_requested` event) in one transaction.
-    /// A bot for a calendar event is refused (invalid) if the event is not the project's or is
-    /// deleted, and (conflict) if its link or start differ from the bot's: it moved meanwhile.
+    /// A bot for a calendar event takes the event's link and start as they are in that
+    /// transaction; it is refused (invalid, naming why) if the event is not the project's, is
+    /// deleted, is over, or has no meeting link.
     async fn create_bot(&self, project_id: &str, bot: NewBot) -> Result<Bot>;
     async fn get_bot(&self, project_id: &str, bot_id: &str) -> Result<Bot>;
     async fn list_bots(

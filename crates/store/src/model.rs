@@ -52,19 +52,27 @@ pub struct Bot {
 /// What a new bot is made of; ids and states are the store's to set.
 #[derive(Debug, Clone)]
 pub struct NewBot {
-    pub meeting_url: String,
+    pub meeting: BotMeeting,
     pub bot_name: String,
     pub metadata: Option<Map<String, Value>>,
     pub deduplication_key: Option<String>,
-    /// A future time makes the bot `scheduled`; otherwise it is asked to join at once.
-    pub join_at: Option<Timestamp>,
-    pub is_sandbox: bool,
     pub sandbox_script: Option<Value>,
     /// Bot-level webhook subscriptions, created in the bot's transaction.
     pub webhooks: Vec<NewSubscription>,
-    /// The calendar event whose `meeting_url` and start (`join_at`) these are; the store
-    /// refuses the bot if the event is gone or has changed since they were read.
-    pub calendar_event_id: Option<String>,
+}
+
+/// Where and when a new bot joins.
+#[derive(Debug, Clone)]
+pub enum BotMeeting {
+    /// A meeting link; a future `join_at` makes the bot `scheduled`, else it is asked to join
+    /// at once.
+    Link {
+        meeting_url: String,
+        join_at: Option<Timestamp>,
+    },
+    /// A calendar event of the project: its meeting link, at its start (at once if it has
+    /// started). The store reads the event in the bot's transaction; the bot then follows it.
+    CalendarEvent(String),
 }
 
 /// A change to a bot's user-editable fields.

@@ -10,7 +10,7 @@ use meetwire_core::record::RecordKind;
 use meetwire_core::state::BotState;
 use meetwire_core::time::{now, Timestamp};
 use meetwire_store::{
-    Actor, Bot, BotFilter, BotInput, BotPatch, NewBot, PageRequest, Store, StoreError, StoredRecord,
+    Actor, Bot, BotFilter, BotInput, BotMeeting, BotPatch, NewBot, PageRequest, Store, StoredRecord,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -112,15 +112,26 @@ pub(crate) async fn create_bot(
     body: CreateBotBody,
 ) -> ApiResult<Bot> {
     let at = now();
-    let (meeting_url, join_at) = match (body.meeting_url, &body.calendar_event_id) {
-        (Some(url), None) => (url, join_at(body.join_at.as_deref(), &at)?),
-        (None, Some(event_id)) if body.join_at.is_none() => {
-            from_calendar_event(state, project, event_id, &at).await?
+    let meeting = match (body.meeting_url, body.calendar_event_id) {
+        (Some(meeting_url), None) => {
+            SandboxMeeting::from_meeting_url(&meeting_url, body.sandbox_script.as_ref())
+                .map_err(ApiError::BadRequest)?;
+            BotMeeting::Link {
+                join_at: join_at(body.join_at.as_deref(), &at)?,
+                meeting_url,
+            }
         }
-        (None, Some(_)) => return Err(ApiError::BadRequest(
+        (None, Some(_)) if body.join_at.is_some() => return Err(ApiError::BadRequest(
             "join_at cannot be given with calendar_event_id: the bot joins at the event's start"
                 .into(),
         )),
+        (None, Some(_)) if body.sandbox_script.is_some() => {
+            return Err(ApiError::BadRequest(
+                "sandbox_script needs a meeting_url of sandbox://custom".into(),
+            ))
+        }
+        // The store reads the event (its link and start) in the bot's transaction.
+        (None, Some(event_id)) => BotMeeting::CalendarEvent(event_id),
         (Some(_), Some(_)) => return Err(ApiError::BadRequest(
             "meeting_url cannot be given with calendar_event_id: the bot joins the event's meeting"
                 .into(),
@@ -131,8 +142,6 @@ pub(crate) async fn create_bot(
             ))
         }
     };
-    let sandbox = SandboxMeeting::from_meeting_url(&meeting_url, body.sandbox_script.as_ref())
-        .map_err(ApiError::BadRequest)?;
     let bot_name = body.bot_name.unwrap_or_else(|| DEFAULT_BOT_NAME.to_owned());
     check_bot_name(&bot_name, "bot_name").map_err(ApiError::BadRequest)?;
     if let Some(key) = &body.deduplication_key {
@@ -143,13 +152,10 @@ pub(crate) async fn create_bot(
         }
     }
     let new = NewBot {
-        meeting_url,
+        meeting,
         bot_name,
         metadata: metadata(body.metadata)?,
         deduplication_key: body.deduplication_key,
-        join_at,
-        calendar_event_id: body.calendar_event_id,
-        is_sandbox: sandbox.is_some(),
         sandbox_script: body.sandbox_script,
         webhooks: bot_webhooks(
             &state.config.delivery.policy,
@@ -159,42 +165,6 @@ pub(crate) async fn create_bot(
     let bot = state.store.create_bot(project, new).await?;
     state.wake_runners();
     Ok(bot)
-}
-
-/// The meeting link and join time of a bot sent to a calendar event: the event's link, at its
-/// start (at once if it has started). The event must be the project's, live, with a link, and
-/// not over.
-async fn from_calendar_event(
-    state: &AppState,
-    project: &str,
-    event_id: &str,
-    at: &Timestamp,
-) -> ApiResult<(String, Option<Timestamp>)> {
-    let event = match state.store.get_calendar_event(project, event_id).await {
-        Err(StoreError::NotFound) => {
-            return Err(ApiError::BadRequest(format!(
-                "calendar_event_id {event_id} is not an event of this project"
-            )))
-        }
-        other => other?,
-    };
-    if event.is_deleted {
-        return Err(ApiError::BadRequest(format!(
-            "calendar event {event_id} has been deleted"
-        )));
-    }
-    if event.end_time <= *at {
-        return Err(ApiError::BadRequest(format!(
-            "calendar event {event_id} has already ended"
-        )));
-    }
-    let meeting_url = event.meeting_url.ok_or_else(|| {
-        ApiError::BadRequest(format!("calendar event {event_id} has no meeting link"))
-    })?;
-    Ok((
-        meeting_url,
-        (event.start_time > *at).then_some(event.start_time),
-    ))
 }
 
 /// The bot object with all its events.

@@ -1,10 +1,11 @@
 //! Bots: creation (with the first `join_requested` in the same transaction), reads scoped to a
 //! project, user edits, and the runner side: claims, heartbeats, and finding silent runners.
 
+use meetwire_core::auto_join::is_sandbox_meeting;
 use meetwire_core::ids::{new_id, IdKind};
 use meetwire_core::record::BotEventRequest;
 use meetwire_core::state::{BotState, RecordingState, TranscriptionState};
-use meetwire_core::time::{now, Timestamp};
+use meetwire_core::time::{from_micros, now, Timestamp};
 use serde_json::Value;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
@@ -16,7 +17,7 @@ use super::rows::{bot_from_row, BOT_COLUMNS};
 use super::subscriptions;
 use crate::error::{Result, StoreError};
 use crate::model::{
-    Actor, Bot, BotFilter, BotInput, BotPatch, NewBot, Page, PageRequest, StoreOptions,
+    Actor, Bot, BotFilter, BotInput, BotMeeting, BotPatch, NewBot, Page, PageRequest, StoreOptions,
 };
 use crate::page;
 
@@ -32,52 +33,46 @@ pub(super) async fn create(
     options: &StoreOptions,
 ) -> Result<(Bot, i64)> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    if let Some(event_id) = &new.calendar_event_id {
-        check_calendar_event(&mut tx, project_id, event_id, &new).await?;
-    }
-    let id = insert(&mut tx, project_id, new, options, "api").await?;
+    let id = insert(&mut tx, project_id, new, options, "api", now()).await?;
     let bot = fetch(&mut tx, &id).await?;
     let newest_seq = newest_delivery_seq(&mut tx).await?;
     tx.commit().await?;
     Ok((bot, newest_seq))
 }
 
-/// A bot for a calendar event is made from the event as the caller read it; refused if the
-/// event is gone, deleted, or has moved since (a sync committed in between).
-async fn check_calendar_event(
+/// The meeting link and start of a calendar event a bot is sent to, as they are now; refused,
+/// naming why, unless the event is the project's, live, not over at `at`, and has a link.
+async fn calendar_event_meeting(
     conn: &mut SqliteConnection,
     project_id: &str,
     event_id: &str,
-    new: &NewBot,
-) -> Result<()> {
-    let row: Option<(i64, Option<String>, bool)> = sqlx::query_as(
-        "SELECT start_time, meeting_url, is_deleted FROM calendar_events \
+    at: Timestamp,
+) -> Result<(String, Timestamp)> {
+    let row: Option<(i64, i64, Option<String>, bool)> = sqlx::query_as(
+        "SELECT start_time, end_time, meeting_url, is_deleted FROM calendar_events \
          WHERE id = ? AND project_id = ?",
     )
     .bind(event_id)
     .bind(project_id)
     .fetch_optional(&mut *conn)
     .await?;
-    let (start, meeting_url, is_deleted) = row.ok_or_else(|| {
+    let refused = |why: &str| StoreError::Invalid(format!("calendar event {event_id} {why}"));
+    let (start, end, meeting_url, is_deleted) = row.ok_or_else(|| {
         StoreError::Invalid(format!(
             "calendar_event_id {event_id} is not an event of this project"
         ))
     })?;
     if is_deleted {
-        return Err(StoreError::Invalid(format!(
-            "calendar event {event_id} has been deleted"
-        )));
+        return Err(refused("has been deleted"));
     }
-    let join_at_matches = new.join_at.is_none_or(|t| t.timestamp_micros() == start);
-    if meeting_url.as_deref() != Some(new.meeting_url.as_str()) || !join_at_matches {
-        return Err(StoreError::Conflict(format!(
-            "calendar event {event_id} changed while the bot was being created; try again"
-        )));
+    if end <= at.timestamp_micros() {
+        return Err(refused("has already ended"));
     }
-    Ok(())
+    let meeting_url = meeting_url.ok_or_else(|| refused("has no meeting link"))?;
+    Ok((meeting_url, from_micros(start)))
 }
 
-/// Inserts a bot inside the caller's transaction: `scheduled` when `join_at` is ahead, else
+/// Inserts a bot inside the caller's transaction: `scheduled` when it joins after `at`, else
 /// `ready` and asked to join at once (`join_requested` from `source`, with its deliveries).
 /// Returns its id.
 pub(super) async fn insert(
@@ -86,10 +81,20 @@ pub(super) async fn insert(
     new: NewBot,
     options: &StoreOptions,
     source: &str,
+    at: Timestamp,
 ) -> Result<String> {
+    let (meeting_url, join_at, calendar_event_id) = match new.meeting {
+        BotMeeting::Link {
+            meeting_url,
+            join_at,
+        } => (meeting_url, join_at, None),
+        BotMeeting::CalendarEvent(event_id) => {
+            let (url, start) = calendar_event_meeting(conn, project_id, &event_id, at).await?;
+            (url, (start > at).then_some(start), Some(event_id))
+        }
+    };
     let id = new_id(IdKind::Bot);
-    let at = now();
-    let scheduled = new.join_at.is_some_and(|t| t > at);
+    let scheduled = join_at.is_some_and(|t| t > at);
     let state = if scheduled {
         BotState::Scheduled
     } else {
@@ -103,17 +108,17 @@ pub(super) async fn insert(
     )
     .bind(&id)
     .bind(project_id)
-    .bind(&new.meeting_url)
+    .bind(&meeting_url)
     .bind(&new.bot_name)
     .bind(new.metadata.map_or(Value::Null, Value::Object).to_string())
     .bind(&new.deduplication_key)
-    .bind(new.join_at.map(|t| t.timestamp_micros()))
+    .bind(join_at.map(|t| t.timestamp_micros()))
     .bind(state.code())
     .bind(RecordingState::NotStarted.code())
     .bind(TranscriptionState::NotStarted.code())
-    .bind(new.is_sandbox)
+    .bind(is_sandbox_meeting(&meeting_url))
     .bind(new.sandbox_script.map(|s| s.to_string()))
-    .bind(&new.calendar_event_id)
+    .bind(&calendar_event_id)
     .bind(at.timestamp_micros())
     .bind(at.timestamp_micros())
     .execute(&mut *conn)

@@ -8,7 +8,7 @@
 use meetwire_core::auto_join::is_sandbox_meeting;
 use meetwire_core::record::BotEventRequest;
 use meetwire_core::state::{BotEventSubType, BotEventType};
-use meetwire_core::time::{from_micros, Timestamp};
+use meetwire_core::time::Timestamp;
 use serde_json::Value;
 use sqlx::SqliteConnection;
 
@@ -16,7 +16,7 @@ use super::bots;
 use super::direct::with_direct;
 use super::records::apply_inputs;
 use crate::error::{Result, StoreError};
-use crate::model::{Actor, BotInput, Calendar, NewBot, StoreOptions};
+use crate::model::{Actor, BotInput, BotMeeting, Calendar, NewBot, StoreOptions};
 
 /// The states of a bot that has not started joining, which a calendar may still change.
 const NOT_JOINED: &str = "b.state IN ('scheduled', 'staged')";
@@ -122,9 +122,9 @@ pub(super) async fn auto_join(
     let Some(rule) = &calendar.auto_join else {
         return Ok(0);
     };
-    let candidates: Vec<(String, i64, String, String, Option<String>)> = sqlx::query_as(
-        "SELECT e.id, e.start_time, e.meeting_url, e.attendees, e.organizer \
-         FROM calendar_events e WHERE e.calendar_id = ? AND e.is_deleted = 0 \
+    let candidates: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT e.id, e.attendees, e.organizer FROM calendar_events e \
+         WHERE e.calendar_id = ? AND e.is_deleted = 0 \
          AND e.meeting_url IS NOT NULL AND e.end_time > ? \
          AND NOT EXISTS (SELECT 1 FROM bots b WHERE b.calendar_event_id = e.id) \
          ORDER BY e.start_time",
@@ -134,25 +134,22 @@ pub(super) async fn auto_join(
     .fetch_all(&mut *conn)
     .await?;
     let mut created = 0;
-    for (event_id, start, meeting_url, attendees, organizer) in candidates {
+    for (event_id, attendees, organizer) in candidates {
         let attendees: Value = serde_json::from_str(&attendees)
             .map_err(|e| StoreError::Corrupt(format!("calendar event attendees: {e}")))?;
         if !rule.matches(organizer.as_deref(), &attendees) {
             continue;
         }
-        let start = from_micros(start);
         let new = NewBot {
-            is_sandbox: is_sandbox_meeting(&meeting_url),
-            meeting_url,
+            meeting: BotMeeting::CalendarEvent(event_id),
             bot_name: rule.bot_name().to_owned(),
             metadata: rule.metadata.clone(),
             deduplication_key: None,
-            join_at: (start > at).then_some(start),
             sandbox_script: None,
             webhooks: Vec::new(),
-            calendar_event_id: Some(event_id),
         };
-        bots::insert(&mut *conn, &calendar.project_id, new, options, "scheduler").await?;
+        let project = &calendar.project_id;
+        bots::insert(&mut *conn, project, new, options, "scheduler", at).await?;
         created += 1;
     }
     Ok(created)
