@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use chrono::{DateTime, Duration as Span, DurationRound, Utc};
-use common::feed::{calendar_events, ical_time, signed_hooks, sync_now, Feed};
+use common::feed::{self, calendar_events, connect, ical_time, signed_hooks, sync_now, Feed};
 use common::receiver::{Receiver, FAST_LOOPBACK};
 use common::{create_project, event_types, Api, Server};
 use reqwest::StatusCode;
@@ -37,12 +37,6 @@ fn feed_of(events: &[String]) -> String {
 /// Now, to the second (iCalendar times have no fraction), plus `seconds`.
 fn from_now(seconds: i64) -> DateTime<Utc> {
     Utc::now().duration_trunc(Span::seconds(1)).unwrap() + Span::seconds(seconds)
-}
-
-async fn connect(api: &Api, body: Value) -> String {
-    let (status, calendar) = api.post("/api/v1/calendars", &body).await;
-    assert_eq!(status, StatusCode::CREATED, "{calendar}");
-    calendar["id"].as_str().unwrap().to_owned()
 }
 
 /// Waits until the calendar's live events are `n`; returns them by name.
@@ -326,7 +320,7 @@ async fn auto_join_sends_one_bot_to_each_matching_event_and_calendar_deletion_ca
         })
         .await;
     assert!(event_types(&ended).contains(&"joined_meeting".to_owned()));
-    let (_, shown) = api.get(&format!("/api/v1/calendars/{calendar}")).await;
+    let shown = feed::calendar(&api, &calendar).await;
     assert_eq!(shown["auto_join"]["attendees"], json!(["@example.com"]));
 
     // Every event with a link: the other one gets its bot; syncing again adds none.

@@ -10,10 +10,9 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::routing::get;
-use common::feed::sync_now;
+use common::feed::{calendar, connect, sync_now};
 use common::receiver::FAST_LOOPBACK;
 use common::{create_project, Server};
-use reqwest::StatusCode;
 use serde_json::json;
 
 const EMPTY_FEED: &str =
@@ -53,14 +52,7 @@ async fn two_servers_on_one_data_directory_never_sync_a_calendar_twice_at_once()
     let a = Server::start(dir.path(), &flags);
     let b = Server::start(dir.path(), &flags);
     let (api_a, api_b) = (a.api(&project.api_key), b.api(&project.api_key));
-    let (status, calendar) = api_a
-        .post(
-            "/api/v1/calendars",
-            &json!({"platform": "ical", "ical_url": url}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{calendar}");
-    let id = calendar["id"].as_str().unwrap();
+    let id = &connect(&api_a, json!({"platform": "ical", "ical_url": url})).await;
 
     for _ in 0..15 {
         tokio::join!(sync_now(&api_a, id), sync_now(&api_b, id));
@@ -73,6 +65,5 @@ async fn two_servers_on_one_data_directory_never_sync_a_calendar_twice_at_once()
         1,
         "two syncs of one calendar ran at once"
     );
-    let (_, calendar) = api_b.get(&format!("/api/v1/calendars/{id}")).await;
-    assert_eq!(calendar["state"], "connected", "{calendar}");
+    assert_eq!(calendar(&api_b, id).await["state"], "connected");
 }

@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Duration as Span, NaiveDate, Utc};
-use common::feed::{calendar_events, signed_hooks, sync_now, wait_hooks};
+use common::feed::{self, calendar_events, signed_hooks, sync_now, wait_hooks};
 use common::providers::{Endpoint, Kind, Link, Meeting, Provider, Sync};
 use common::receiver::{delivery_log, Receiver, FAST_LOOPBACK};
 use common::{create_project, Api, Project, Server};
@@ -99,12 +99,6 @@ async fn nth_hook(receiver: &Receiver, project: &Project, n: usize, trigger: &st
     let hook = hooks[n - 1].clone();
     assert_eq!(hook["trigger"], trigger, "{hook}");
     hook
-}
-
-async fn calendar_state(api: &Api, id: &str) -> Value {
-    let (status, calendar) = api.get(&format!("/api/v1/calendars/{id}")).await;
-    assert_eq!(status, StatusCode::OK, "{calendar}");
-    calendar
 }
 
 /// Waits until the calendar has `n` live events; returns them all.
@@ -352,7 +346,7 @@ async fn lifecycle(kind: Kind) {
         by_raw_id(&events, &planning.id)["meeting_url"],
         "https://meet.google.com/abc-defg-hij"
     );
-    let calendar = calendar_state(&api, &id).await;
+    let calendar = feed::calendar(&api, &id).await;
     assert_eq!(calendar["state"], "connected");
     assert_eq!(calendar["connection_failure_data"], Value::Null);
 
@@ -367,7 +361,7 @@ async fn lifecycle(kind: Kind) {
         .as_str()
         .expect("connection_failure_data.error");
     assert!(error.contains("invalid_grant"), "{hook}");
-    let calendar = calendar_state(&api, &id).await;
+    let calendar = feed::calendar(&api, &id).await;
     assert_eq!(calendar["state"], "disconnected");
     assert_eq!(calendar["connection_failure_data"]["error"], error);
     assert!(
@@ -401,7 +395,7 @@ async fn lifecycle(kind: Kind) {
         refresh.form("client_secret"),
         Some(fake.client_secret.as_str())
     );
-    assert_eq!(calendar_state(&api, &id).await["state"], "connected");
+    assert_eq!(feed::calendar(&api, &id).await["state"], "connected");
     assert_eq!(live(&calendar_events(&api, &id).await), expected(&fake));
 
     // The sync token is refused (410) while the offsite is deleted and the first daily
@@ -596,7 +590,7 @@ async fn a_graph_next_link_to_another_origin_disconnects_without_sending_the_tok
         error.contains(&elsewhere.addr.to_string()) || error.to_lowercase().contains("origin"),
         "the reason names the foreign link: {error}"
     );
-    assert_eq!(calendar_state(&api, &id).await["state"], "disconnected");
+    assert_eq!(feed::calendar(&api, &id).await["state"], "disconnected");
     assert_eq!(
         elsewhere.count(),
         0,

@@ -84,3 +84,17 @@ pub async fn calendar_events(api: &Api, calendar: &str) -> Vec<Value> {
     api.list_all(&format!("/api/v1/calendar_events?calendar_id={calendar}"))
         .await
 }
+
+/// Connects a calendar (`body` is the POST's), asserting it was created; its id.
+pub async fn connect(api: &Api, body: Value) -> String {
+    let (status, calendar) = api.post("/api/v1/calendars", &body).await;
+    assert_eq!(status, StatusCode::CREATED, "{calendar}");
+    calendar["id"].as_str().unwrap().to_owned()
+}
+
+/// The calendar as the API shows it now.
+pub async fn calendar(api: &Api, id: &str) -> Value {
+    let (status, calendar) = api.get(&format!("/api/v1/calendars/{id}")).await;
+    assert_eq!(status, StatusCode::OK, "{calendar}");
+    calendar
+}

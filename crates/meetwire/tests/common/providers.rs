@@ -20,6 +20,8 @@ use axum::Router;
 use chrono::{DateTime, Duration as Span, Utc};
 use serde_json::{json, Value};
 
+use super::receiver::{first_header, header_pairs};
+
 /// Events per page, whatever the client asks for (both providers may send fewer).
 const PAGE_SIZE: usize = 3;
 
@@ -194,7 +196,7 @@ impl Seen {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        find(&self.headers, &name.to_ascii_lowercase())
+        first_header(&self.headers, name)
     }
 
     /// Every value of a header (`Prefer` may come several times), joined by `, `.
@@ -607,15 +609,7 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let headers: Vec<(String, String)> = headers
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_ascii_lowercase(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
+    let headers = header_pairs(&headers);
     let mut seen = Seen {
         at: Instant::now(),
         endpoint: Endpoint::Other,

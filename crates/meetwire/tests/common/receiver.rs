@@ -116,14 +116,32 @@ pub struct Received {
     pub answered: u16,
 }
 
+/// A request's headers as (lower-case name, value) pairs, in arrival order.
+pub fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The first value of `name` (any case) among `pairs` of lower-case names.
+pub fn first_header<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    let name = name.to_ascii_lowercase();
+    pairs
+        .iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.as_str())
+}
+
 impl Received {
     /// The first value of a header (name case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
+        first_header(&self.headers, name)
     }
 
     pub fn body_str(&self) -> &str {
@@ -183,15 +201,7 @@ async fn handle(
 ) -> Response {
     let at = Instant::now();
     let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let headers: Vec<(String, String)> = headers
-        .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_ascii_lowercase(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
-        .collect();
+    let headers = header_pairs(&headers);
     let path = uri.path().to_owned();
     let reply = {
         // One lock order for every request, so arrival index and script call agree.
