@@ -17,6 +17,7 @@ pub enum IdKind {
     BotLog,
     ApiKey,
     User,
+    Node,
 }
 
 impl IdKind {
@@ -32,6 +33,7 @@ impl IdKind {
             IdKind::BotLog => "log_",
             IdKind::ApiKey => "key_",
             IdKind::User => "user_",
+            IdKind::Node => "node_",
         }
     }
 }
@@ -84,6 +86,7 @@ mod tests {
             IdKind::BotLog,
             IdKind::ApiKey,
             IdKind::User,
+            IdKind::Node,
         ] {
             let id = new_id(kind);
             assert!(is_valid_id(kind, &id), "{id}");

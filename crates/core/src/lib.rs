@@ -7,6 +7,7 @@ pub mod auto_join;
 pub mod bot_fields;
 pub mod calendar;
 pub mod canonical;
+pub mod delivery_key;
 pub mod exact_integers;
 pub mod ids;
 pub mod payload;

@@ -8,10 +8,12 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use meetwire_core::delivery_key::DeliveryKeyCipher;
 use meetwire_core::time::{now, Timestamp};
 use tokio::sync::{mpsc, Notify};
 
 use crate::model::ClaimedDelivery;
+use crate::node::Node;
 
 /// Where handed-off deliveries go, and how long their claims last.
 struct Route {
@@ -20,8 +22,11 @@ struct Route {
 }
 
 /// The store's side of the hand-off; closed (nothing pre-claimed) until a dispatcher opens it.
-#[derive(Default)]
 pub struct HandOff {
+    /// Names the deliveries claimed here (their keys are made from their rows).
+    keys: DeliveryKeyCipher,
+    /// Whose claims these are.
+    node: Node,
     credits: AtomicUsize,
     route: OnceLock<Route>,
     /// Set when the dispatcher stops: nothing more is pre-claimed.
@@ -33,6 +38,18 @@ pub struct HandOff {
 }
 
 impl HandOff {
+    pub(crate) fn new(keys: DeliveryKeyCipher, node: Node) -> Self {
+        HandOff {
+            keys,
+            node,
+            credits: AtomicUsize::default(),
+            route: OnceLock::new(),
+            closed: AtomicBool::default(),
+            outstanding: AtomicUsize::default(),
+            all_settled: Notify::new(),
+        }
+    }
+
     /// Opens the hand-off for a dispatcher that will hold at most `credits` handed-off
     /// deliveries at once, each claimed for `lease`. Only the first caller gets the receiver.
     pub fn open(
@@ -80,8 +97,9 @@ impl HandOff {
         }
         self.outstanding.fetch_add(1, Ordering::AcqRel);
         Some(PreClaims {
+            keys: self.keys,
             handoff: self.clone(),
-            token: uuid::Uuid::new_v4().to_string(),
+            token: self.node.claim_token(),
             lease_until: now() + route.lease,
             claimed: Vec::new(),
             reserved: 0,
@@ -101,6 +119,7 @@ impl HandOff {
 /// The deliveries one transaction claimed for the dispatcher, under one token and lease.
 pub(crate) struct PreClaims {
     handoff: Arc<HandOff>,
+    pub keys: DeliveryKeyCipher,
     pub token: String,
     pub lease_until: Timestamp,
     pub claimed: Vec<ClaimedDelivery>,
@@ -159,6 +178,10 @@ impl Drop for PreClaims {
 mod tests {
     use super::*;
 
+    fn handoff() -> Arc<HandOff> {
+        Arc::new(HandOff::new(DeliveryKeyCipher::new([9; 16]), Node::new()))
+    }
+
     fn claimed(seq: i64) -> ClaimedDelivery {
         ClaimedDelivery {
             seq,
@@ -177,7 +200,7 @@ mod tests {
 
     #[test]
     fn closed_until_a_dispatcher_opens_it() {
-        let handoff = Arc::new(HandOff::default());
+        let handoff = handoff();
         assert!(handoff.begin().is_none());
         assert!(handoff.open(2, chrono::Duration::seconds(5)).is_some());
         assert!(handoff.open(2, chrono::Duration::seconds(5)).is_none());
@@ -186,7 +209,7 @@ mod tests {
 
     #[test]
     fn credits_bound_what_is_in_transit_and_come_back() {
-        let handoff = Arc::new(HandOff::default());
+        let handoff = handoff();
         let mut rx = handoff.open(2, chrono::Duration::seconds(5)).unwrap();
         let mut claims = handoff.begin().unwrap();
         assert!(claims.reserve());
@@ -207,7 +230,7 @@ mod tests {
 
     #[test]
     fn claims_dropped_unsettled_give_their_credits_back() {
-        let handoff = Arc::new(HandOff::default());
+        let handoff = handoff();
         let _rx = handoff.open(2, chrono::Duration::seconds(5)).unwrap();
         let mut lost = handoff.begin().unwrap();
         assert!(lost.reserve() && lost.reserve());
@@ -219,7 +242,7 @@ mod tests {
 
     #[test]
     fn a_closed_hand_off_pre_claims_nothing_more() {
-        let handoff = Arc::new(HandOff::default());
+        let handoff = handoff();
         let _rx = handoff.open(2, chrono::Duration::seconds(5)).unwrap();
         let mut begun = handoff.begin().unwrap();
         handoff.close();
@@ -234,7 +257,7 @@ mod tests {
 
     #[tokio::test]
     async fn closing_waits_for_the_pre_claims_on_their_way() {
-        let handoff = Arc::new(HandOff::default());
+        let handoff = handoff();
         let mut rx = handoff.open(2, chrono::Duration::seconds(5)).unwrap();
         let mut on_its_way = handoff.begin().unwrap();
         assert!(on_its_way.reserve());

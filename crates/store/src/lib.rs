@@ -7,8 +7,8 @@
 
 pub mod error;
 pub mod handoff;
-pub mod idempotency;
 pub mod model;
+pub mod node;
 mod page;
 pub mod sqlite;
 

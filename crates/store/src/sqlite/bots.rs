@@ -2,6 +2,7 @@
 //! project, user edits, and the runner side: claims, heartbeats, and finding silent runners.
 
 use meetwire_core::auto_join::is_sandbox_meeting;
+use meetwire_core::delivery_key::DeliveryKeyCipher;
 use meetwire_core::ids::{new_id, IdKind};
 use meetwire_core::record::BotEventRequest;
 use meetwire_core::state::{BotState, RecordingState, TranscriptionState};
@@ -9,7 +10,7 @@ use meetwire_core::time::{from_micros, now, Timestamp};
 use serde_json::Value;
 use sqlx::{Row, SqliteConnection, SqlitePool};
 
-use super::deliveries::newest_delivery_seq;
+use super::deliveries::{delivery_key, newest_delivery_seq};
 use super::direct::with_direct;
 use super::outbox::{rebuilt_body, RECORD_BODY};
 use super::records::apply_inputs;
@@ -219,9 +220,13 @@ pub(super) async fn list(
 /// Writes out the bodies of the bot's deliveries that are made from their records
 /// (`outbox::RECORD_BODY`), with the bot's metadata as it is now: before the metadata changes,
 /// or the bot and its records go, so that every delivery keeps the body it was owed with.
-async fn materialize_bodies(tx: &mut SqliteConnection, bot_id: &str) -> Result<()> {
+async fn materialize_bodies(
+    tx: &mut SqliteConnection,
+    keys: &DeliveryKeyCipher,
+    bot_id: &str,
+) -> Result<()> {
     let rows = sqlx::query(
-        "SELECT d.seq, d.idempotency_key, d.trigger, b.metadata, r.payload FROM deliveries d \
+        "SELECT d.seq, d.legacy_key, d.trigger, b.metadata, r.payload FROM deliveries d \
          JOIN bots b ON b.id = d.bot_id JOIN bot_records r ON r.seq = d.record_seq \
          WHERE d.bot_id = ? AND d.body = ?",
     )
@@ -230,13 +235,14 @@ async fn materialize_bodies(tx: &mut SqliteConnection, bot_id: &str) -> Result<(
     .fetch_all(&mut *tx)
     .await?;
     for row in rows {
-        let key: String = row.try_get("idempotency_key")?;
+        let seq: i64 = row.try_get("seq")?;
+        let key = delivery_key(keys, seq, row.try_get("legacy_key")?);
         let metadata: String = row.try_get("metadata")?;
         let payload: String = row.try_get("payload")?;
         let body = rebuilt_body(&key, bot_id, &metadata, row.try_get("trigger")?, &payload)?;
         sqlx::query("UPDATE deliveries SET body = ? WHERE seq = ?")
             .bind(body)
-            .bind(row.try_get::<i64, _>("seq")?)
+            .bind(seq)
             .execute(&mut *tx)
             .await?;
     }
@@ -245,6 +251,7 @@ async fn materialize_bodies(tx: &mut SqliteConnection, bot_id: &str) -> Result<(
 
 pub(super) async fn patch(
     pool: &SqlitePool,
+    keys: &DeliveryKeyCipher,
     project_id: &str,
     bot_id: &str,
     patch: BotPatch,
@@ -261,7 +268,7 @@ pub(super) async fn patch(
         )));
     }
     if patch.metadata.is_some() {
-        materialize_bodies(&mut tx, bot_id).await?;
+        materialize_bodies(&mut tx, keys, bot_id).await?;
     }
     sqlx::query(
         "UPDATE bots SET metadata = COALESCE(?, metadata), join_at = COALESCE(?, join_at), \
@@ -282,7 +289,12 @@ pub(super) async fn patch(
     Ok(bot)
 }
 
-pub(super) async fn delete(pool: &SqlitePool, project_id: &str, bot_id: &str) -> Result<()> {
+pub(super) async fn delete(
+    pool: &SqlitePool,
+    keys: &DeliveryKeyCipher,
+    project_id: &str,
+    bot_id: &str,
+) -> Result<()> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let bot = fetch(&mut tx, bot_id).await?;
     if bot.project_id != project_id {
@@ -294,7 +306,7 @@ pub(super) async fn delete(pool: &SqlitePool, project_id: &str, bot_id: &str) ->
             bot.state
         )));
     }
-    materialize_bodies(&mut tx, bot_id).await?;
+    materialize_bodies(&mut tx, keys, bot_id).await?;
     sqlx::query("DELETE FROM webhook_subscriptions WHERE bot_id = ?")
         .bind(bot_id)
         .execute(&mut *tx)

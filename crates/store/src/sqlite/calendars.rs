@@ -6,6 +6,7 @@
 use meetwire_core::auto_join::AutoJoinRule;
 use meetwire_core::calendar::{calendar_envelope, CalendarState, CalendarStatus};
 use meetwire_core::canonical::canonical_json;
+use meetwire_core::delivery_key::DeliveryKeyCipher;
 use meetwire_core::ids::{new_id, IdKind};
 use meetwire_core::time::{from_micros, Timestamp};
 use meetwire_core::trigger::Trigger;
@@ -329,10 +330,10 @@ pub(super) async fn request_sync(
 /// Claims the calendar whose sync has been due longest, unless another claim on it is live.
 pub(super) async fn claim(
     pool: &SqlitePool,
+    token: String,
     at: Timestamp,
     lease_until: Timestamp,
 ) -> Result<Option<CalendarToSync>> {
-    let token = uuid::Uuid::new_v4().to_string();
     let at = at.timestamp_micros();
     let sql = format!(
         "UPDATE calendars SET claim_token = ?, claimed_until = ? WHERE seq = (\
@@ -482,6 +483,7 @@ async fn delete_events(
 /// Inserts one delivery of `trigger` per active project-level subscription listing it.
 async fn enqueue(
     conn: &mut SqliteConnection,
+    keys: &DeliveryKeyCipher,
     calendar: &Calendar,
     trigger: Trigger,
     data: &Value,
@@ -497,32 +499,35 @@ async fn enqueue(
     .fetch_all(&mut *conn)
     .await?;
     for subscription in subscriptions {
-        let key = crate::idempotency::new_key();
+        // The body carries the key, which is made from the row: the row comes first.
+        let seq: i64 = sqlx::query_scalar(
+            "INSERT INTO deliveries (project_id, subscription_id, calendar_id, trigger, body, \
+             status, max_attempts, next_attempt_at, created_at) \
+             VALUES (?, ?, ?, ?, '', ?, ?, ?, ?) RETURNING seq",
+        )
+        .bind(&calendar.project_id)
+        .bind(&subscription)
+        .bind(&calendar.id)
+        .bind(trigger.as_int())
+        .bind(DeliveryStatus::Pending.code())
+        .bind(i64::from(options.max_attempts))
+        .bind(at)
+        .bind(at)
+        .fetch_one(&mut *conn)
+        .await?;
         let envelope = calendar_envelope(
-            &key,
+            &keys.key(seq),
             &calendar.id,
             calendar.deduplication_key.as_deref(),
             &calendar.metadata,
             trigger,
             data,
         );
-        sqlx::query(
-            "INSERT INTO deliveries (idempotency_key, project_id, subscription_id, calendar_id, \
-             trigger, body, status, max_attempts, next_attempt_at, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&key)
-        .bind(&calendar.project_id)
-        .bind(&subscription)
-        .bind(&calendar.id)
-        .bind(trigger.as_int())
-        .bind(canonical_json(&envelope))
-        .bind(DeliveryStatus::Pending.code())
-        .bind(i64::from(options.max_attempts))
-        .bind(at)
-        .bind(at)
-        .execute(&mut *conn)
-        .await?;
+        sqlx::query("UPDATE deliveries SET body = ? WHERE seq = ?")
+            .bind(canonical_json(&envelope))
+            .bind(seq)
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }
@@ -534,6 +539,7 @@ async fn enqueue(
 /// changed and the newest delivery row if any was written.
 pub(super) async fn finish(
     pool: &SqlitePool,
+    keys: &DeliveryKeyCipher,
     claimed: &CalendarToSync,
     outcome: &SyncOutcome,
     at: Timestamp,
@@ -640,11 +646,11 @@ pub(super) async fn finish(
     let events_changed = report.created + report.updated + report.deleted > 0;
     if events_changed {
         let trigger = Trigger::CalendarEventsUpdate;
-        enqueue(&mut tx, &after, trigger, &data, at_micros, options).await?;
+        enqueue(&mut tx, keys, &after, trigger, &data, at_micros, options).await?;
     }
     if report.state_changed {
         let trigger = Trigger::CalendarStateChange;
-        enqueue(&mut tx, &after, trigger, &data, at_micros, options).await?;
+        enqueue(&mut tx, keys, &after, trigger, &data, at_micros, options).await?;
     }
     let wrote =
         events_changed || report.state_changed || report.bots_cancelled + report.bots_created > 0;

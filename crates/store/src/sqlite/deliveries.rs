@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use meetwire_core::delivery_key::DeliveryKeyCipher;
 use meetwire_core::time::{from_micros, now, Timestamp};
 use meetwire_core::trigger::Trigger;
 use rusqlite::OptionalExtension;
@@ -33,12 +34,25 @@ use crate::page;
 pub(super) async fn claim(
     writer: &HotWriter,
     syncer: &Syncer,
+    token: String,
+    keys: DeliveryKeyCipher,
     limit: u32,
     lease_until: Timestamp,
 ) -> Result<Vec<ClaimedDelivery>> {
-    let token = uuid::Uuid::new_v4().to_string();
     let claimed = writer
-        .run(move |db| immediate(db, |db| claim_direct(db, &token, limit, lease_until)))
+        .run(move |db| {
+            immediate(db, |db| {
+                claim_direct(
+                    db,
+                    &Claim {
+                        token: &token,
+                        keys,
+                    },
+                    limit,
+                    lease_until,
+                )
+            })
+        })
         .await?;
     if let Some(newest) = claimed.iter().map(|d| d.seq).max() {
         syncer
@@ -67,7 +81,7 @@ pub(super) async fn newest_delivery_seq(conn: &mut SqliteConnection) -> Result<i
 /// SQLite runs a correlated one as a scan of its table.)
 macro_rules! claimed_columns {
     () => {
-        "seq, idempotency_key, project_id, subscription_id, body, attempts, max_attempts, \
+        "seq, legacy_key, project_id, subscription_id, body, attempts, max_attempts, \
          next_attempt_at, bot_id, trigger, record_seq"
     };
 }
@@ -80,36 +94,49 @@ const CLAIM_DUE: &str = concat!(
     claimed_columns!()
 );
 
-/// The delivery waiting first in stream ?2 behind a head that finished.
-macro_rules! next_in_stream {
+/// The pending deliveries of the stream of subscription ?2 and bot ?3 (`outbox::Stream`).
+macro_rules! in_stream {
     () => {
-        "WHERE seq = (SELECT seq FROM deliveries WHERE stream = ?2 AND status = 'pending' \
-         ORDER BY seq LIMIT 1) AND next_attempt_at IS NULL"
+        "subscription_id = ?2 AND bot_id = ?3 AND status = 'pending' AND ordered = 1"
     };
 }
 
-/// Claims the next delivery of stream ?2 with token ?3 until ?1.
+/// The delivery waiting first in stream (?2, ?3) behind a head that finished.
+macro_rules! next_in_stream {
+    () => {
+        concat!(
+            "WHERE seq = (SELECT seq FROM deliveries WHERE ",
+            in_stream!(),
+            " ORDER BY seq LIMIT 1) AND next_attempt_at IS NULL"
+        )
+    };
+}
+
+/// Claims the next delivery of stream (?2, ?3) with token ?4 until ?1.
 const CLAIM_NEXT: &str = concat!(
-    "UPDATE deliveries SET next_attempt_at = ?1, claim_token = ?3 ",
+    "UPDATE deliveries SET next_attempt_at = ?1, claim_token = ?4 ",
     next_in_stream!(),
     " RETURNING ",
     claimed_columns!()
 );
 
-/// Makes the next delivery of stream ?2 due at ?1.
-const MAKE_NEXT_DUE: &str = concat!(
-    "UPDATE deliveries SET next_attempt_at = ?1 ",
-    next_in_stream!()
-);
+/// Makes the next delivery of stream (?2, ?3) due at ?1.
+macro_rules! make_next_due {
+    () => {
+        concat!(
+            "UPDATE deliveries SET next_attempt_at = ?1 ",
+            next_in_stream!()
+        )
+    };
+}
 
 /// The body of a claimed row: as stored, or made again from the bot's metadata and the
 /// event's record.
-fn body_from_row(db: &rusqlite::Connection, row: &rusqlite::Row<'_>) -> Result<String> {
+fn body_from_row(db: &rusqlite::Connection, row: &rusqlite::Row<'_>, key: &str) -> Result<String> {
     let stored: String = row.get(4)?;
     if stored != RECORD_BODY {
         return Ok(stored);
     }
-    let key: String = row.get(1)?;
     let gone = || StoreError::Corrupt(format!("delivery {key}: its bot or record is gone"));
     let bot_id: String = row.get::<_, Option<String>>(8)?.ok_or_else(gone)?;
     let metadata: String = db
@@ -123,21 +150,35 @@ fn body_from_row(db: &rusqlite::Connection, row: &rusqlite::Row<'_>) -> Result<S
         .query_row([record_seq], |r| r.get(0))
         .optional()?
         .ok_or_else(gone)?;
-    rebuilt_body(&key, &bot_id, &metadata, row.get(9)?, &payload)
+    rebuilt_body(key, &bot_id, &metadata, row.get(9)?, &payload)
+}
+
+/// A delivery's idempotency key: made from its row, or stored with a row written before keys
+/// were made (`legacy_key`).
+pub(super) fn delivery_key(keys: &DeliveryKeyCipher, seq: i64, legacy: Option<String>) -> String {
+    legacy.unwrap_or_else(|| keys.key(seq))
+}
+
+/// What a claim stamps on its rows and how it names them.
+struct Claim<'a> {
+    token: &'a str,
+    keys: DeliveryKeyCipher,
 }
 
 fn claimed_from_row(
     db: &rusqlite::Connection,
     row: &rusqlite::Row<'_>,
-    token: &str,
+    claim: &Claim<'_>,
 ) -> Result<ClaimedDelivery> {
+    let seq = row.get(0)?;
+    let key = delivery_key(&claim.keys, seq, row.get(1)?);
     Ok(ClaimedDelivery {
-        seq: row.get(0)?,
-        claim_token: token.to_owned(),
-        idempotency_key: row.get(1)?,
+        seq,
+        claim_token: claim.token.to_owned(),
+        body: body_from_row(db, row, &key)?,
+        idempotency_key: key,
         project_id: row.get(2)?,
         subscription_id: row.get(3)?,
-        body: body_from_row(db, row)?,
         attempts: row.get(5)?,
         max_attempts: row.get(6)?,
         lease_until: from_micros(row.get(7)?),
@@ -148,18 +189,18 @@ fn claimed_from_row(
 
 fn claim_direct(
     db: &rusqlite::Connection,
-    token: &str,
+    claim: &Claim<'_>,
     limit: u32,
     lease_until: Timestamp,
 ) -> Result<Vec<ClaimedDelivery>> {
-    let mut claim = db.prepare_cached(CLAIM_DUE)?;
+    let mut statement = db.prepare_cached(CLAIM_DUE)?;
     let params = rusqlite::params![
-        token,
+        claim.token,
         lease_until.timestamp_micros(),
         now().timestamp_micros(),
         i64::from(limit)
     ];
-    let mut claimed = claimed_rows(db, &mut claim, params, token)?;
+    let mut claimed = claimed_rows(db, &mut statement, params, claim)?;
     attach_subscriptions(db, &mut claimed)?;
     Ok(claimed)
 }
@@ -169,12 +210,12 @@ fn claimed_rows(
     db: &rusqlite::Connection,
     statement: &mut rusqlite::CachedStatement<'_>,
     params: impl rusqlite::Params,
-    token: &str,
+    claim: &Claim<'_>,
 ) -> Result<Vec<ClaimedDelivery>> {
     let mut rows = statement.query(params)?;
     let mut claimed = Vec::new();
     while let Some(row) = rows.next()? {
-        claimed.push(claimed_from_row(db, row, token)?);
+        claimed.push(claimed_from_row(db, row, claim)?);
     }
     Ok(claimed)
 }
@@ -279,7 +320,7 @@ fn record_result(
          first_duration_ms = CASE WHEN ?1 = 'success' AND total_attempts = 0 THEN ?9 END, \
          first_response_body = CASE WHEN ?1 = 'success' AND total_attempts = 0 THEN ?10 END \
          WHERE seq = ?7 AND claim_token = ?8 \
-         RETURNING stream, subscription_id, project_id, created_at, total_attempts",
+         RETURNING ordered, subscription_id, project_id, created_at, total_attempts, bot_id",
     )?;
     let mut rows = update.query(rusqlite::params![
         status.code(),
@@ -297,8 +338,9 @@ fn record_result(
         // The lease expired and another worker owns the delivery now: its result wins.
         return Ok(0);
     };
-    let stream: Option<String> = row.get(0)?;
+    let ordered = row.get::<_, Option<i64>>(0)?.is_some();
     let subscription: String = row.get(1)?;
+    let bot_id: Option<String> = row.get(5)?;
     let first_try_success = status == DeliveryStatus::Success && row.get::<_, i64>(4)? == 1;
     tally.add(Counted {
         project_id: row.get(2)?,
@@ -327,8 +369,8 @@ fn record_result(
         ])?;
     }
     let mut made_due = 0;
-    if let (Some(stream), false) = (stream, status == DeliveryStatus::Pending) {
-        made_due = free_next(db, &stream, at, claims)?;
+    if let (true, Some(bot_id), false) = (ordered, &bot_id, status == DeliveryStatus::Pending) {
+        made_due = free_next(db, (&subscription, bot_id), at, claims)?;
     }
     if let Some(reason) = &r.disable_subscription {
         db.prepare_cached(
@@ -345,24 +387,24 @@ fn record_result(
 /// batch), else made due. Returns 1 if it was made due.
 fn free_next(
     db: &rusqlite::Connection,
-    stream: &str,
+    (subscription_id, bot_id): (&str, &str),
     at: i64,
     claims: Option<&mut PreClaims>,
 ) -> Result<usize> {
     if let Some(claims) = claims.and_then(|c| c.reserve().then_some(c)) {
-        let params = rusqlite::params![claims.lease_until.timestamp_micros(), stream, claims.token];
-        let next = claimed_rows(
-            db,
-            &mut db.prepare_cached(CLAIM_NEXT)?,
-            params,
-            &claims.token,
-        )?;
+        let lease_until = claims.lease_until.timestamp_micros();
+        let params = rusqlite::params![lease_until, subscription_id, bot_id, claims.token];
+        let claim = Claim {
+            token: &claims.token,
+            keys: claims.keys,
+        };
+        let next = claimed_rows(db, &mut db.prepare_cached(CLAIM_NEXT)?, params, &claim)?;
         claims.claimed.extend(next);
         return Ok(0);
     }
     Ok(db
-        .prepare_cached(MAKE_NEXT_DUE)?
-        .execute(rusqlite::params![at, stream])?)
+        .prepare_cached(make_next_due!())?
+        .execute(rusqlite::params![at, subscription_id, bot_id])?)
 }
 
 /// When the earliest pending delivery becomes due (for the dispatcher's sleep).
@@ -393,11 +435,11 @@ pub(super) async fn stats(pool: &SqlitePool) -> Result<DeliveryStats> {
     })
 }
 
-const SUMMARY_COLUMNS: &str = "d.seq, d.idempotency_key, d.subscription_id, s.url, d.bot_id, \
+const SUMMARY_COLUMNS: &str = "d.seq, d.legacy_key, d.subscription_id, s.url, d.bot_id, \
     d.calendar_id, d.trigger, d.status, d.total_attempts, d.created_at, d.last_attempt_at, \
     d.succeeded_at, d.next_attempt_at, d.claim_token, d.last_status_code, d.last_error";
 
-fn summary_from_row(row: &SqliteRow) -> Result<DeliverySummary> {
+fn summary_from_row(row: &SqliteRow, keys: &DeliveryKeyCipher) -> Result<DeliverySummary> {
     let corrupt = |what: &str| StoreError::Corrupt(format!("delivery {what}"));
     let status: String = row.try_get("status")?;
     let claimed: Option<String> = row.try_get("claim_token")?;
@@ -405,7 +447,7 @@ fn summary_from_row(row: &SqliteRow) -> Result<DeliverySummary> {
         Ok(row.try_get::<Option<i64>, _>(column)?.map(from_micros))
     };
     Ok(DeliverySummary {
-        idempotency_key: row.try_get("idempotency_key")?,
+        idempotency_key: delivery_key(keys, row.try_get("seq")?, row.try_get("legacy_key")?),
         webhook_id: row.try_get("subscription_id")?,
         url: row.try_get("url")?,
         bot_id: row.try_get("bot_id")?,
@@ -448,6 +490,7 @@ fn filter_sql(filter: &DeliveryFilter, sql: &mut String) -> Vec<String> {
 
 pub(super) async fn list(
     pool: &SqlitePool,
+    keys: &DeliveryKeyCipher,
     project_id: &str,
     filter: &DeliveryFilter,
     page: PageRequest,
@@ -472,7 +515,7 @@ pub(super) async fn list(
         .await?;
     let mut items = Vec::with_capacity(rows.len());
     for row in &rows {
-        items.push((row.try_get::<i64, _>("seq")?, summary_from_row(row)?));
+        items.push((row.try_get::<i64, _>("seq")?, summary_from_row(row, keys)?));
     }
     let page = page::finish(items, &page, |(seq, _)| *seq);
     Ok(Page {
@@ -482,7 +525,33 @@ pub(super) async fn list(
     })
 }
 
-pub(super) async fn get(pool: &SqlitePool, project_id: &str, key: &str) -> Result<DeliveryDetail> {
+/// The row of the project's delivery with idempotency key `key`.
+async fn find(
+    conn: &mut SqliteConnection,
+    keys: &DeliveryKeyCipher,
+    project_id: &str,
+    key: &str,
+) -> Result<i64> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT seq FROM deliveries WHERE seq = ?1 AND legacy_key IS NULL AND project_id = ?3 \
+         UNION ALL SELECT seq FROM deliveries WHERE legacy_key = ?2 AND project_id = ?3",
+    )
+    .bind(keys.seq(key))
+    .bind(key)
+    .bind(project_id)
+    .fetch_optional(conn)
+    .await?;
+    found.ok_or(StoreError::NotFound)
+}
+
+pub(super) async fn get(
+    pool: &SqlitePool,
+    keys: &DeliveryKeyCipher,
+    project_id: &str,
+    key: &str,
+) -> Result<DeliveryDetail> {
+    let mut conn = pool.acquire().await?;
+    let seq = find(&mut conn, keys, project_id, key).await?;
     let sql = format!(
         "SELECT {SUMMARY_COLUMNS}, d.body, d.first_duration_ms, d.first_response_body, \
          (SELECT metadata FROM bots b WHERE b.id = d.bot_id AND d.body = '') AS bot_metadata, \
@@ -490,15 +559,10 @@ pub(super) async fn get(pool: &SqlitePool, project_id: &str, key: &str) -> Resul
          AS record_payload \
          FROM deliveries d \
          LEFT JOIN webhook_subscriptions s ON s.id = d.subscription_id \
-         WHERE d.idempotency_key = ? AND d.project_id = ?"
+         WHERE d.seq = ?"
     );
-    let row = sqlx::query(&sql)
-        .bind(key)
-        .bind(project_id)
-        .fetch_optional(pool)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-    let summary = summary_from_row(&row)?;
+    let row = sqlx::query(&sql).bind(seq).fetch_one(&mut *conn).await?;
+    let summary = summary_from_row(&row, keys)?;
     let mut body: String = row.try_get("body")?;
     if body == RECORD_BODY {
         let parts = (
@@ -515,7 +579,6 @@ pub(super) async fn get(pool: &SqlitePool, project_id: &str, key: &str) -> Resul
     }
     let payload = serde_json::from_str(&body)
         .map_err(|e| StoreError::Corrupt(format!("delivery body: {e}")))?;
-    let seq: i64 = row.try_get("seq")?;
     let first_response_body: Option<String> = row.try_get("first_response_body")?;
     let first_try_success = row
         .try_get::<Option<i64>, _>("first_duration_ms")?
@@ -533,7 +596,7 @@ pub(super) async fn get(pool: &SqlitePool, project_id: &str, key: &str) -> Resul
          FROM delivery_attempts WHERE delivery_seq = ? ORDER BY id",
     )
     .bind(seq)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?
     .iter()
     .map(|a| {
@@ -559,27 +622,18 @@ pub(super) async fn get(pool: &SqlitePool, project_id: &str, key: &str) -> Resul
     })
 }
 
-/// A bot delivery's stream as the outbox names it (`outbox::stream_name`): its subscription
-/// and bot.
-macro_rules! stream_of_row {
-    () => {
-        "subscription_id || ':' || bot_id"
-    };
-}
-
 /// Puts finished deliveries back to pending with a fresh attempt budget and the same key. With
 /// ordering on, a bot delivery joins its stream (if written while ordering was off) and waits
 /// there (`make_streams_due` frees the first of each); otherwise it is due at once. Its
 /// parameters are anonymous, as are those of the conditions appended to it: `bind_resend`
 /// binds its own.
-const RESEND: &str = concat!(
-    "UPDATE deliveries SET status = 'pending', attempts = 0, max_attempts = ?, \
-     first_duration_ms = NULL, first_response_body = NULL, \
+const RESEND: &str = "UPDATE deliveries SET status = 'pending', attempts = 0, \
+     max_attempts = ?, first_duration_ms = NULL, first_response_body = NULL, \
      claim_token = NULL, next_attempt_at = CASE WHEN ? AND bot_id IS NOT NULL THEN NULL ELSE ? END, \
-     stream = CASE WHEN ? AND stream IS NULL AND bot_id IS NOT NULL THEN ",
-    stream_of_row!(),
-    " ELSE stream END"
-);
+     ordered = CASE WHEN ? AND bot_id IS NOT NULL THEN 1 ELSE ordered END";
+
+/// What a resend returns: each resent row's stream, if it is in one.
+const RESENT_STREAMS: &str = " RETURNING ordered, subscription_id, bot_id";
 
 /// `sql` (which starts with `RESEND`) with `RESEND`'s parameters bound.
 fn bind_resend<'q>(
@@ -598,11 +652,10 @@ fn bind_resend<'q>(
 /// events stored from now on wait behind them (they themselves keep going out as they are:
 /// they were owed no order).
 pub(super) async fn join_streams(pool: &SqlitePool) -> Result<()> {
-    sqlx::query(concat!(
-        "UPDATE deliveries SET stream = ",
-        stream_of_row!(),
-        " WHERE status = 'pending' AND stream IS NULL AND bot_id IS NOT NULL"
-    ))
+    sqlx::query(
+        "UPDATE deliveries SET ordered = 1 \
+         WHERE status = 'pending' AND ordered IS NULL AND bot_id IS NOT NULL",
+    )
     .execute(pool)
     .await?;
     Ok(())
@@ -610,43 +663,36 @@ pub(super) async fn join_streams(pool: &SqlitePool) -> Result<()> {
 
 pub(super) async fn resend(
     pool: &SqlitePool,
+    keys: &DeliveryKeyCipher,
     project_id: &str,
     key: &str,
     options: &StoreOptions,
 ) -> Result<()> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let status: Option<String> = sqlx::query_scalar(
-        "SELECT status FROM deliveries WHERE idempotency_key = ? AND project_id = ?",
-    )
-    .bind(key)
-    .bind(project_id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    match status.as_deref() {
-        None => return Err(StoreError::NotFound),
-        Some("pending") => {
-            return Err(StoreError::Invalid(
-                "Delivery is still pending; only finished deliveries can be resent".into(),
-            ))
-        }
-        Some(_) => {}
+    let seq = find(&mut tx, keys, project_id, key).await?;
+    let status: String = sqlx::query_scalar("SELECT status FROM deliveries WHERE seq = ?")
+        .bind(seq)
+        .fetch_one(&mut *tx)
+        .await?;
+    if status == DeliveryStatus::Pending.code() {
+        return Err(StoreError::Invalid(
+            "Delivery is still pending; only finished deliveries can be resent".into(),
+        ));
     }
     // A first-try success kept its attempt on its own row: it joins the log before the row
     // is reused.
     sqlx::query(
         "INSERT INTO delivery_attempts (delivery_seq, attempted_at, duration_ms, status_code, \
          response_body) SELECT seq, last_attempt_at, first_duration_ms, last_status_code, \
-         first_response_body FROM deliveries \
-         WHERE idempotency_key = ? AND project_id = ? AND first_duration_ms IS NOT NULL",
+         first_response_body FROM deliveries WHERE seq = ? AND first_duration_ms IS NOT NULL",
     )
-    .bind(key)
-    .bind(project_id)
+    .bind(seq)
     .execute(&mut *tx)
     .await?;
     let at = now().timestamp_micros();
-    let sql = format!("{RESEND} WHERE idempotency_key = ? RETURNING stream");
+    let sql = format!("{RESEND} WHERE seq = ?{RESENT_STREAMS}");
     let resent = bind_resend(&sql, at, options)
-        .bind(key)
+        .bind(seq)
         .fetch_all(&mut *tx)
         .await?;
     make_streams_due(&mut tx, &resent, at, options).await?;
@@ -668,18 +714,22 @@ async fn make_streams_due(
     }
     let mut streams = std::collections::BTreeSet::new();
     for row in resent {
-        if let Some(stream) = row.try_get::<Option<String>, _>("stream")? {
-            streams.insert(stream);
+        let ordered = row.try_get::<Option<i64>, _>("ordered")?.is_some();
+        if let (true, Some(bot_id)) = (ordered, row.try_get::<Option<String>, _>("bot_id")?) {
+            streams.insert((row.try_get::<String, _>("subscription_id")?, bot_id));
         }
     }
-    let sql = format!(
-        "{MAKE_NEXT_DUE} AND NOT EXISTS (SELECT 1 FROM deliveries WHERE stream = ?2 \
-         AND status = 'pending' AND next_attempt_at IS NOT NULL)"
+    let sql = concat!(
+        make_next_due!(),
+        " AND NOT EXISTS (SELECT 1 FROM deliveries WHERE ",
+        in_stream!(),
+        " AND next_attempt_at IS NOT NULL)"
     );
-    for stream in streams {
-        sqlx::query(&sql)
+    for (subscription_id, bot_id) in streams {
+        sqlx::query(sql)
             .bind(at)
-            .bind(&stream)
+            .bind(&subscription_id)
+            .bind(&bot_id)
             .execute(&mut *tx)
             .await?;
     }
@@ -696,7 +746,7 @@ pub(super) async fn resend_failed(
     let mut sql = format!("{RESEND} WHERE seq IN (SELECT d.seq FROM deliveries d WHERE d.project_id = ? AND d.status = 'failure' AND d.created_at >= ?");
     let binds = filter_sql(filter, &mut sql);
     sql.push(')');
-    sql.push_str(" RETURNING stream");
+    sql.push_str(RESENT_STREAMS);
     let at = now().timestamp_micros();
     let mut query = bind_resend(&sql, at, options)
         .bind(project_id)
@@ -709,21 +759,4 @@ pub(super) async fn resend_failed(
     make_streams_due(&mut tx, &resent, at, options).await?;
     tx.commit().await?;
     Ok(resent.len() as u64)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::outbox::stream_name;
-
-    #[test]
-    fn stored_rows_name_their_streams_as_the_outbox_does() {
-        let db = rusqlite::Connection::open_in_memory().unwrap();
-        let sql = concat!(
-            "SELECT ",
-            stream_of_row!(),
-            " FROM (SELECT 'webhook_a1' AS subscription_id, 'bot_b2' AS bot_id)"
-        );
-        let named: String = db.query_row(sql, [], |row| row.get(0)).unwrap();
-        assert_eq!(named, stream_name("webhook_a1", "bot_b2"));
-    }
 }

@@ -16,6 +16,7 @@ mod dashboard;
 mod deliveries;
 mod direct;
 mod gathered_log;
+mod liveness;
 mod outbox;
 mod records;
 mod rows;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use meetwire_core::delivery_key::DeliveryKeyCipher;
 use meetwire_core::record::RecordKind;
 use meetwire_core::time::{now, Timestamp};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -63,6 +65,9 @@ pub struct SqliteStore {
     committer: Committer,
     options: StoreOptions,
     wake: Wake,
+    keys: DeliveryKeyCipher,
+    /// This process's node, alive while the store is (`liveness`).
+    registration: Arc<liveness::Registration>,
 }
 
 impl SqliteStore {
@@ -111,11 +116,15 @@ impl SqliteStore {
             deliveries::join_streams(&writer).await?;
         }
         let newest_seq = deliveries::newest_delivery_seq(&mut *writer.acquire().await?).await?;
+        let keys = delivery_keys(&writer).await?;
+        let registration = Arc::new(liveness::register(&writer, data_dir).await?);
+        liveness::take_over_dead(&writer, data_dir).await?;
         let wake = Wake {
             syncer: Syncer::start(data_dir.join(format!("{DATABASE_FILE}-wal")), newest_seq),
-            handoff: Arc::new(HandOff::default()),
+            handoff: Arc::new(HandOff::new(keys, registration.node.clone())),
             owed: Arc::new(Notify::new()),
         };
+        liveness::watch(writer.clone(), data_dir.to_owned(), wake.owed.clone());
         let committer = Committer::start(hot.clone(), store_options.clone(), wake.clone());
         Ok(SqliteStore {
             writer,
@@ -124,6 +133,8 @@ impl SqliteStore {
             committer,
             options: store_options,
             wake,
+            keys,
+            registration,
         })
     }
 
@@ -157,6 +168,18 @@ impl SqliteStore {
             None => result,
         }
     }
+}
+
+/// The installation's secret that delivery keys are made with (`meetwire_core::delivery_key`).
+async fn delivery_keys(pool: &SqlitePool) -> Result<DeliveryKeyCipher> {
+    let secret: Vec<u8> =
+        sqlx::query_scalar("SELECT delivery_key_secret FROM installation WHERE id = 1")
+            .fetch_one(pool)
+            .await?;
+    let secret = secret
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("installation's delivery key secret".into()))?;
+    Ok(DeliveryKeyCipher::new(secret))
 }
 
 /// Whether a write failed because the disk did not take it (the log may now miss pages). The
@@ -347,12 +370,18 @@ impl Store for SqliteStore {
     }
 
     async fn patch_bot(&self, project_id: &str, bot_id: &str, patch: BotPatch) -> Result<Bot> {
-        self.full_write(bots::patch(&self.writer, project_id, bot_id, patch))
-            .await
+        self.full_write(bots::patch(
+            &self.writer,
+            &self.keys,
+            project_id,
+            bot_id,
+            patch,
+        ))
+        .await
     }
 
     async fn delete_bot(&self, project_id: &str, bot_id: &str) -> Result<()> {
-        self.full_write(bots::delete(&self.writer, project_id, bot_id))
+        self.full_write(bots::delete(&self.writer, &self.keys, project_id, bot_id))
             .await
     }
 
@@ -478,7 +507,15 @@ impl Store for SqliteStore {
         limit: u32,
         lease_until: Timestamp,
     ) -> Result<Vec<ClaimedDelivery>> {
-        deliveries::claim(&self.hot, &self.wake.syncer, limit, lease_until).await
+        deliveries::claim(
+            &self.hot,
+            &self.wake.syncer,
+            self.registration.node.claim_token(),
+            self.keys,
+            limit,
+            lease_until,
+        )
+        .await
     }
 
     async fn release_deliveries(&self, claims: &[(i64, String, Timestamp)]) -> Result<()> {
@@ -540,16 +577,17 @@ impl Store for SqliteStore {
         filter: &DeliveryFilter,
         page: PageRequest,
     ) -> Result<Page<DeliverySummary>> {
-        deliveries::list(&self.reader, project_id, filter, page).await
+        deliveries::list(&self.reader, &self.keys, project_id, filter, page).await
     }
 
     async fn get_delivery(&self, project_id: &str, key: &str) -> Result<DeliveryDetail> {
-        deliveries::get(&self.reader, project_id, key).await
+        deliveries::get(&self.reader, &self.keys, project_id, key).await
     }
 
     async fn resend_delivery(&self, project_id: &str, key: &str) -> Result<()> {
         self.full_write(deliveries::resend(
             &self.writer,
+            &self.keys,
             project_id,
             key,
             &self.options,
@@ -631,8 +669,13 @@ impl Store for SqliteStore {
     }
 
     async fn claim_calendar_sync(&self, lease_until: Timestamp) -> Result<Option<CalendarToSync>> {
-        self.full_write(calendars::claim(&self.writer, now(), lease_until))
-            .await
+        self.full_write(calendars::claim(
+            &self.writer,
+            self.registration.node.claim_token(),
+            now(),
+            lease_until,
+        ))
+        .await
     }
 
     async fn finish_calendar_sync(
@@ -644,6 +687,7 @@ impl Store for SqliteStore {
         let (report, newest_seq) = self
             .full_write(calendars::finish(
                 &self.writer,
+                &self.keys,
                 claimed,
                 outcome,
                 now(),
@@ -727,3 +771,6 @@ mod tests {
         assert!(!lost_write(&StoreError::NotFound));
     }
 }
+
+#[cfg(test)]
+mod upgrade_tests;

@@ -96,12 +96,12 @@ pub(super) fn enqueue(
             continue;
         }
         let subscription_id = &recipient.id;
-        let key = crate::idempotency::new_key();
-        let stream = options
-            .ordering
-            .then(|| stream_name(subscription_id, event.bot_id));
+        let stream = options.ordering.then_some(Stream {
+            subscription_id,
+            bot_id: event.bot_id,
+        });
         let waiting = match &stream {
-            Some(stream) => has_pending(db, stream)?,
+            Some(stream) => stream.has_pending(db)?,
             None => false,
         };
         let pre_claim = match claims.as_deref_mut() {
@@ -116,20 +116,18 @@ pub(super) fn enqueue(
             None => ((!waiting).then(|| at.timestamp_micros()), None),
         };
         let mut insert = db.prepare_cached(
-            "INSERT INTO deliveries (idempotency_key, project_id, subscription_id, bot_id, \
-             record_seq, trigger, body, stream, status, max_attempts, next_attempt_at, \
-             claim_token, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+            "INSERT INTO deliveries (project_id, subscription_id, bot_id, record_seq, trigger, \
+             body, ordered, status, max_attempts, next_attempt_at, claim_token, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )?;
         insert.execute(rusqlite::params![
-            key,
             event.project_id,
             subscription_id,
             event.bot_id,
             event.record_seq,
             event.trigger.as_int(),
             RECORD_BODY,
-            stream,
+            stream.is_some().then_some(1),
             DeliveryStatus::Pending.code(),
             i64::from(options.max_attempts),
             next_attempt_at,
@@ -137,8 +135,10 @@ pub(super) fn enqueue(
             at.timestamp_micros(),
         ])?;
         if let Some(claims) = pre_claim {
-            // Only a delivery handed over now needs its body made here; the others are made
-            // from the record when they are claimed.
+            // Only a delivery handed over now needs its key and body made here; the others are
+            // made from the row and the record when they are claimed.
+            let seq = db.last_insert_rowid();
+            let key = claims.keys.key(seq);
             let body = bot_body(
                 &key,
                 event.bot_id,
@@ -147,7 +147,7 @@ pub(super) fn enqueue(
                 event.data,
             );
             let delivery = ClaimedDelivery {
-                seq: db.last_insert_rowid(),
+                seq,
                 claim_token: claims.token.clone(),
                 idempotency_key: key,
                 project_id: event.project_id.to_owned(),
@@ -208,18 +208,22 @@ pub(super) fn rebuilt_body(
     Ok(bot_body(key, bot_id, metadata.as_ref(), trigger, &data))
 }
 
-/// The ordered stream of a bot's deliveries to one subscription. The SQL that names streams
-/// of stored rows (`stream_of_row!`, for resend and start-up) must spell it the same.
-pub(super) fn stream_name(subscription_id: &str, bot_id: &str) -> String {
-    format!("{subscription_id}:{bot_id}")
+/// The ordered stream of a bot's deliveries to one subscription: its rows are marked
+/// `ordered` and go out one at a time, oldest first.
+pub(super) struct Stream<'a> {
+    pub subscription_id: &'a str,
+    pub bot_id: &'a str,
 }
 
-/// Whether an earlier delivery of this stream is still pending (a new one must wait for it).
-fn has_pending(db: &rusqlite::Connection, stream: &str) -> Result<bool> {
-    let mut stmt = db.prepare_cached(
-        "SELECT 1 FROM deliveries WHERE stream = ?1 AND status = 'pending' LIMIT 1",
-    )?;
-    Ok(stmt.exists([stream])?)
+impl Stream<'_> {
+    /// Whether an earlier delivery of this stream is still pending (a new one must wait for it).
+    fn has_pending(&self, db: &rusqlite::Connection) -> Result<bool> {
+        let mut stmt = db.prepare_cached(
+            "SELECT 1 FROM deliveries WHERE subscription_id = ?1 AND bot_id = ?2 \
+             AND status = 'pending' AND ordered = 1 LIMIT 1",
+        )?;
+        Ok(stmt.exists([self.subscription_id, self.bot_id])?)
+    }
 }
 
 #[cfg(test)]
