@@ -184,8 +184,9 @@ pub trait Store: Send + Sync + 'static {
     /// Returns claimed deliveries `(seq, claim token, due again at)` unattempted.
     async fn release_deliveries(&self, claims: &[(i64, String, Timestamp)]) -> Result<()>;
     /// Writes attempt results (and the deliveries' next states) in one transaction. Shared, so
-    /// that a retried write and the writer thread need no copy of the batch.
-    async fn record_attempts(&self, results: Arc<[AttemptResult]>) -> Result<()>;
+    /// that a retried write and the writer thread need no copy of the batch. Returns how many
+    /// deliveries waiting behind these in their ordered streams the results freed.
+    async fn record_attempts(&self, results: Arc<[AttemptResult]>) -> Result<usize>;
     /// When the earliest pending delivery is due.
     async fn next_due_delivery(&self) -> Result<Option<Timestamp>>;
     async fn delivery_stats(&self) -> Result<DeliveryStats>;

@@ -591,32 +591,66 @@ fn endpoint_key(url: &str) -> String {
         .unwrap_or_else(|_| url.to_owned())
 }
 
-/// Writes attempt results in batches until every sender is gone. A failed write is retried
-/// (the dispatcher waits meanwhile: its results channel fills) for as long as the results can
-/// still matter: once every claim they answer has expired (`lease` after the attempts), their
-/// deliveries are someone else's to try again, and the batch is dropped.
+/// Most results written in one transaction.
+const RESULT_BATCH: usize = 512;
+/// A batch smaller than this may wait up to `RESULT_LINGER` for more results.
+const LINGER_BELOW: usize = 64;
+const RESULT_LINGER: Duration = Duration::from_millis(5);
+
+/// Writes attempt results in batches until every sender is gone.
+///
+/// Results are the dispatcher's bookkeeping (a crash that loses one only means its delivery
+/// is tried again), so a small batch waits a few milliseconds for more instead of taking a
+/// transaction of its own: at 1,000 events/s, one result per transaction made every delivery
+/// commit twice, and most of a commit's cost (whole pages written to the log) does not shrink
+/// with its size. Measured (`meetwire bench --scenarios latency --rate 1000 --connections
+/// 256`, alternating): 496–521 µs of server CPU per event instead of 569–646, p99 no worse.
+/// But a result frees the next delivery of its ordered stream, so while the last batch freed
+/// any (streams have deliveries waiting) results are written at once, as they come.
 async fn write_results(
     store: Arc<dyn Store>,
     mut rx: mpsc::Receiver<AttemptResult>,
     lease: Duration,
 ) {
-    let mut batch = Vec::with_capacity(512);
-    while rx.recv_many(&mut batch, 512).await > 0 {
-        write_batch(store.as_ref(), batch.drain(..).collect(), lease).await;
+    let mut batch = Vec::with_capacity(RESULT_BATCH);
+    let mut streams_waiting = false;
+    while rx.recv_many(&mut batch, RESULT_BATCH).await > 0 {
+        if !streams_waiting {
+            linger(&mut rx, &mut batch).await;
+        }
+        streams_waiting = write_batch(store.as_ref(), batch.drain(..).collect(), lease).await > 0;
     }
 }
 
-async fn write_batch(store: &dyn Store, batch: Arc<[AttemptResult]>, lease: Duration) {
+/// Adds the results that arrive within `RESULT_LINGER`, until the batch is no longer small.
+async fn linger(rx: &mut mpsc::Receiver<AttemptResult>, batch: &mut Vec<AttemptResult>) {
+    let deadline = tokio::time::sleep(RESULT_LINGER);
+    tokio::pin!(deadline);
+    while batch.len() < LINGER_BELOW {
+        let room = RESULT_BATCH - batch.len();
+        tokio::select! {
+            _ = &mut deadline => return,
+            got = rx.recv_many(batch, room) => if got == 0 { return },
+        }
+    }
+}
+
+/// Writes one batch; returns how many waiting deliveries it freed. A failed write is retried
+/// (the dispatcher waits meanwhile: its results channel fills) for as long as the results can
+/// still matter: once every claim they answer has expired (`lease` after the attempts), their
+/// deliveries are someone else's to try again, and the batch is dropped.
+async fn write_batch(store: &dyn Store, batch: Arc<[AttemptResult]>, lease: Duration) -> usize {
     let started = Instant::now();
     let mut pause = Duration::from_millis(100);
     loop {
-        let Err(e) = store.record_attempts(batch.clone()).await else {
-            return;
+        let e = match store.record_attempts(batch.clone()).await {
+            Ok(freed) => return freed,
+            Err(e) => e,
         };
         if store.durability_failure().is_some() || started.elapsed() > lease {
             tracing::error!(error = %e, results = batch.len(),
                 "delivery results dropped; their deliveries are tried again when their claims expire");
-            return;
+            return 0;
         }
         tracing::error!(error = %e, "writing delivery results failed; retrying");
         tokio::time::sleep(pause).await;

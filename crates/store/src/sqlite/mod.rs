@@ -526,7 +526,7 @@ impl Store for SqliteStore {
         self.wake.syncer.failure()
     }
 
-    async fn record_attempts(&self, results: Arc<[AttemptResult]>) -> Result<()> {
+    async fn record_attempts(&self, results: Arc<[AttemptResult]>) -> Result<usize> {
         // A retry is due soon: the dispatcher, asleep until its next known due time, must
         // look again.
         let retrying = results
@@ -538,7 +538,9 @@ impl Store for SqliteStore {
         // dispatcher once their events are durable, and wake it for the others. The results
         // themselves need not be durable first: if a crash loses one, its delivery is tried
         // again (at least once) and the stream behind it waits for that try again.
+        let mut freed = 0;
         if let Some(claims) = claims {
+            freed = claims.claimed.len();
             match &made_due {
                 Ok(_) => {
                     let newest = claims.claimed.iter().map(|d| d.seq).max().unwrap_or(0);
@@ -549,10 +551,11 @@ impl Store for SqliteStore {
                 Err(_) => claims.abandon(),
             }
         }
-        if made_due? > 0 || retrying {
+        let made_due = made_due?;
+        if made_due > 0 || retrying {
             self.wake.owed.notify_one();
         }
-        Ok(())
+        Ok(freed + made_due)
     }
 
     async fn next_due_delivery(&self) -> Result<Option<Timestamp>> {
