@@ -603,10 +603,11 @@ const RESULT_LINGER: Duration = Duration::from_millis(5);
 /// is tried again), so a small batch waits a few milliseconds for more instead of taking a
 /// transaction of its own: at 1,000 events/s, one result per transaction made every delivery
 /// commit twice, and most of a commit's cost (whole pages written to the log) does not shrink
-/// with its size. Measured (`meetwire bench --scenarios latency --rate 1000 --connections
-/// 256`, alternating): 496–521 µs of server CPU per event instead of 569–646, p99 no worse.
-/// But a result frees the next delivery of its ordered stream, so while the last batch freed
-/// any (streams have deliveries waiting) results are written at once, as they come.
+/// with its size. But a result frees the next delivery of its ordered stream, so while the
+/// last batch freed any (deliveries are waiting in their streams) results are written as they
+/// come. Measured (`meetwire bench --scenarios latency --rate 1000 --connections 256`, four
+/// runs each, alternating): 504–548 µs of server CPU per event instead of 551–637, p99 no
+/// worse; the closed loop unchanged.
 async fn write_results(
     store: Arc<dyn Store>,
     mut rx: mpsc::Receiver<AttemptResult>,
