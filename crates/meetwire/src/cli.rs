@@ -102,6 +102,20 @@ pub struct ServeArgs {
     pub connections: ConnectionArgs,
     #[command(flatten)]
     pub calendar_providers: CalendarProviderArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+}
+
+/// Who may read `/metrics`, and where.
+#[derive(Args, Clone, Default)]
+pub struct MetricsArgs {
+    /// Serve `/metrics` on this address instead of the main one (which then answers 404 for
+    /// it), so that it can stay off the public port.
+    #[arg(long, env = "MEETWIRE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Require `Authorization: Bearer <TOKEN>` to read `/metrics`.
+    #[arg(long, env = "MEETWIRE_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
 }
 
 /// Where the calendar providers' APIs are (their public addresses by default; a test or a

@@ -319,6 +319,7 @@ pub async fn run(args: DemoArgs) -> Result<(), DemoError> {
     let state = AppState::new(store, server_config(addr), sealing);
     let server = tokio::spawn(meetwire_server::serve(
         listener,
+        None,
         state,
         stopped(stop_rx.clone()),
     ));

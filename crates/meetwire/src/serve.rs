@@ -45,12 +45,26 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
             source,
         })?;
     let addr = listener.local_addr()?;
+    let metrics_listener = match settings.server.metrics.listen {
+        Some(metrics_addr) => {
+            Some(
+                connections::bind(metrics_addr).map_err(|source| ServeError::Bind {
+                    addr: metrics_addr,
+                    source,
+                })?,
+            )
+        }
+        None => None,
+    };
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
         "meetwire {} listening on http://{addr}",
         env!("CARGO_PKG_VERSION")
     )?;
+    if let Some(metrics) = &metrics_listener {
+        writeln!(out, "metrics on http://{}/metrics", metrics.local_addr()?)?;
+    }
     if settings.storage.database_url.is_none() {
         writeln!(
             out,
@@ -93,7 +107,7 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     out.flush()?;
     drop(out);
     let state = AppState::new(store, settings.server, key);
-    meetwire_server::serve(listener, state, shutdown_signal()).await?;
+    meetwire_server::serve(listener, metrics_listener, state, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -11,12 +11,14 @@ use meetwire_server::calendar::provider::ProviderUrls;
 use meetwire_server::connections::{body_read_timeout_for, ConnectionLimits};
 use meetwire_server::delivery::guard::AddressPolicy;
 use meetwire_server::delivery::DeliveryConfig;
-use meetwire_server::ServerConfig;
+use meetwire_server::{MetricsAccess, ServerConfig};
 use meetwire_store::sqlite::SqliteStore;
 use meetwire_store::{Store, StoreOptions};
 use serde::Deserialize;
 
-use crate::cli::{CalendarProviderArgs, ConnectionArgs, DeliveryArgs, ServeArgs, StorageArgs};
+use crate::cli::{
+    CalendarProviderArgs, ConnectionArgs, DeliveryArgs, MetricsArgs, ServeArgs, StorageArgs,
+};
 use crate::open_files::OpenFiles;
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +72,8 @@ struct FileConfig {
     google_api_url: Option<String>,
     microsoft_token_url: Option<String>,
     microsoft_graph_url: Option<String>,
+    metrics_listen: Option<std::net::SocketAddr>,
+    metrics_token: Option<String>,
 }
 
 /// The retry schedule as the flag writes it (`"2,8,32"`) or as a TOML list (`[2, 8, 32]`).
@@ -321,6 +325,19 @@ fn provider_url(
     }
 }
 
+fn metrics_access(args: &MetricsArgs, file: &FileConfig) -> Result<MetricsAccess, SettingsError> {
+    let token = args.metrics_token.clone().or(file.metrics_token.clone());
+    if token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+        return Err(SettingsError::Invalid(
+            "metrics_token must not be empty".into(),
+        ));
+    }
+    Ok(MetricsAccess {
+        listen: args.metrics_listen.or(file.metrics_listen),
+        token,
+    })
+}
+
 fn connection_limits(
     args: &ConnectionArgs,
     file: &FileConfig,
@@ -410,6 +427,7 @@ pub fn serve_settings(
         },
         secure_cookies: public_url(args, &file)?.is_some_and(|u| u.scheme() == "https"),
         connections,
+        metrics: metrics_access(&args.metrics, &file)?,
         ..defaults
     };
     Ok(ServeSettings {

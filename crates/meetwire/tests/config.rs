@@ -76,12 +76,22 @@ async fn flags_beat_environment_beat_file() {
 fn bad_configuration_is_refused_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.toml");
-    let cases: [(&str, &[&str], &str); 5] = [
+    let cases: [(&str, &[&str], &str); 7] = [
         ("listen_port = 5\n", &[], "unknown field"),
         ("body_limit = \"big\"\n", &[], "invalid config file"),
         ("", &["--retry-schedule", "2,x"], "retry schedule"),
         ("", &["--webhook-timeout", "0"], "webhook_timeout"),
         ("", &["--webhook-timeout", "1e-12"], "webhook_timeout"),
+        (
+            "",
+            &["--metrics-token", " "],
+            "metrics_token must not be empty",
+        ),
+        (
+            "metrics_listen = \"localhost\"\n",
+            &[],
+            "invalid config file",
+        ),
     ];
     for (text, flags, expected) in cases {
         std::fs::write(&file, text).unwrap();

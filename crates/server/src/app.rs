@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,12 +17,13 @@ use meetwire_core::sealing::SealingKey;
 use meetwire_core::time::now;
 use meetwire_store::Store;
 use serde_json::json;
+use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 
 use crate::api::credentials_cache::CredentialCache;
 use crate::api::error::ApiError;
-use crate::config::ServerConfig;
+use crate::config::{MetricsAccess, ServerConfig};
 use crate::delivery::keys::KeyCache;
 use crate::delivery::Dispatcher;
 use crate::metrics::Metrics;
@@ -81,7 +82,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/runner/v1", runner)
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .merge(metrics_beside_api(&state))
         .merge(ui::routes())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async {
@@ -98,6 +99,22 @@ pub fn router(state: AppState) -> Router {
             read_body_first,
         ))
         .layer(DefaultBodyLimit::max(state.config.body_limit_bytes))
+        .with_state(state)
+}
+
+/// `/metrics` on the API's address, unless it has an address of its own.
+fn metrics_beside_api(state: &AppState) -> Router<AppState> {
+    match state.config.metrics.listen {
+        Some(_) => Router::new(),
+        None => Router::new().route("/metrics", get(metrics)),
+    }
+}
+
+/// `/metrics` alone, for its own address.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError::NotFound })
         .with_state(state)
 }
 
@@ -193,7 +210,28 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// Whether the request may read `/metrics`: any request when no token is set, else one
+/// bearing it (compared in constant time).
+fn may_read_metrics(access: &MetricsAccess, headers: &HeaderMap) -> bool {
+    let Some(token) = &access.token else {
+        return true;
+    };
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .is_some_and(|given| bool::from(given.trim().as_bytes().ct_eq(token.as_bytes())))
+}
+
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if !may_read_metrics(&state.config.metrics, &headers) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            Json(json!({"error": "A valid bearer token is required to read metrics."})),
+        )
+            .into_response();
+    }
     let sync_failed = state.store.durability_failure().is_some();
     state.metrics.log_sync_failed.set(i64::from(sync_failed));
     if let Ok(stats) = state.store.delivery_stats().await {
@@ -212,12 +250,14 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         )],
         state.metrics.render(),
     )
+        .into_response()
 }
 
 /// Serves on `listener` until `shutdown` resolves, then stops the background tasks: the
 /// dispatcher finishes its attempts in flight and writes their results before returning.
 pub async fn serve(
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -238,8 +278,23 @@ pub async fn serve(
     let dispatching = tokio::spawn(dispatcher.run(stop_rx));
     let limits = state.config.connections.clone();
     let metrics = state.metrics.clone();
+    let metrics_serving = metrics_listener.map(|listener| {
+        let mut stopping = stop_tx.subscribe();
+        tokio::spawn(connections::serve(
+            listener,
+            metrics_router(state.clone()),
+            limits.clone(),
+            metrics.clone(),
+            async move {
+                let _ = stopping.wait_for(|stop| *stop).await;
+            },
+        ))
+    });
     connections::serve(listener, router(state), limits, metrics, shutdown).await;
     let _ = stop_tx.send(true);
+    if let Some(serving) = metrics_serving {
+        let _ = serving.await;
+    }
     let drained = tokio::time::timeout(Duration::from_secs(15), async {
         while tasks.join_next().await.is_some() {}
         let _ = dispatching.await;

@@ -29,6 +29,17 @@ pub struct ServerConfig {
     pub secure_cookies: bool,
     /// Time limits and the cap on client connections.
     pub connections: ConnectionLimits,
+    pub metrics: MetricsAccess,
+}
+
+/// Where `/metrics` is served and who may read it: operators keep it off the public port, or
+/// behind a token, or both (it tells how busy the server is and which endpoints fail).
+#[derive(Debug, Clone, Default)]
+pub struct MetricsAccess {
+    /// Its own address; `None` serves it beside the API.
+    pub listen: Option<SocketAddr>,
+    /// The bearer token a reader must present, if any.
+    pub token: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +56,7 @@ impl Default for ServerConfig {
             delivery: DeliveryConfig::default(),
             secure_cookies: false,
             connections: ConnectionLimits::default(),
+            metrics: MetricsAccess::default(),
         }
     }
 }

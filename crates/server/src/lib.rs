@@ -15,4 +15,4 @@ pub mod scheduler;
 pub mod ui;
 
 pub use app::{router, serve, AppState};
-pub use config::ServerConfig;
+pub use config::{MetricsAccess, ServerConfig};
