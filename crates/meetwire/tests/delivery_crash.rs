@@ -728,6 +728,23 @@ async fn metrics_and_health_endpoints() {
 /// How soon after a process dies (or its successor starts) what it had claimed must be sent.
 const TAKEOVER_BOUND: Duration = Duration::from_secs(5);
 
+/// Waits until `owed` distinct deliveries have arrived; returns every receipt.
+async fn wait_for_keys(rx: &Receiver, owed: usize, what: &str) -> Vec<Received> {
+    rx.wait_until(Duration::from_secs(30), what, |r| {
+        r.iter().map(Received::key).collect::<HashSet<_>>().len() >= owed
+    })
+    .await
+}
+
+/// The sequence numbers `bot`'s receipts carried, in the order they arrived.
+fn stream_of(received: &[Received], bot: &str) -> Vec<usize> {
+    received
+        .iter()
+        .filter(|r| r.bot_id() == bot)
+        .map(seq_of)
+        .collect()
+}
+
 /// A server SIGKILLed while the heads of ordered streams are at a slow receiver, restarted on
 /// the same data: every acknowledged event arrives within seconds of the restart, each stream
 /// in order, instead of the streams waiting for the dead process's leases (25 s) to end.
@@ -752,23 +769,15 @@ async fn a_restarted_server_sends_what_the_killed_one_held_at_once() {
     rx.set_script(always(Reply::ok()));
     let restarted_at = Instant::now();
     let server = Server::start(dir.path(), &server_flags);
-    let owed = bots.len() * PER_BOT;
-    let received = rx
-        .wait_until(Duration::from_secs(30), "every acknowledged event", |r| {
-            r.iter().map(Received::key).collect::<HashSet<_>>().len() >= owed
-        })
-        .await;
+    let received = wait_for_keys(&rx, bots.len() * PER_BOT, "every acknowledged event").await;
     let took = restarted_at.elapsed();
+    println!("restart: every acknowledged event delivered {took:?} after the restart began");
     assert!(
         took < TAKEOVER_BOUND,
         "the restarted server took {took:?} to send the events the killed one held"
     );
     for bot in &bots {
-        let seqs: Vec<usize> = received
-            .iter()
-            .filter(|r| r.bot_id() == *bot)
-            .map(seq_of)
-            .collect();
+        let seqs = stream_of(&received, bot);
         // The head the killed server had sent comes again (at least once), then the rest.
         let mut unique = seqs.clone();
         unique.dedup();
@@ -844,22 +853,15 @@ async fn two_servers_on_one_database_share_the_outbox_and_take_over_each_others_
     let killed_at = Instant::now();
     a.kill();
     rx.set_script(always(Reply::ok()));
-    let owed = before + acknowledged;
-    let received = rx
-        .wait_until(Duration::from_secs(30), "B to send A's claims", |r| {
-            r.iter().map(Received::key).collect::<HashSet<_>>().len() >= owed
-        })
-        .await;
+    let received = wait_for_keys(&rx, before + acknowledged, "B to send A's claims").await;
     let taken_over = killed_at.elapsed();
     assert!(
         taken_over < TAKEOVER_BOUND,
         "B took {taken_over:?} to send what A held when it died"
     );
     for bot in &bots {
-        let seqs: Vec<usize> = received
-            .iter()
-            .filter(|r| r.bot_id() == *bot)
-            .map(seq_of)
+        let seqs: Vec<usize> = stream_of(&received, bot)
+            .into_iter()
             .filter(|seq| *seq >= PER_BOT)
             .collect();
         assert_eq!(
