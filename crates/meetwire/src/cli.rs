@@ -104,6 +104,10 @@ pub struct ServeArgs {
     pub calendar_providers: CalendarProviderArgs,
     #[command(flatten)]
     pub metrics: MetricsArgs,
+    /// Seconds a stopping server (SIGTERM or SIGINT) lets requests and delivery attempts in
+    /// flight finish (default 15); a second signal stops it at once.
+    #[arg(long, env = "MEETWIRE_SHUTDOWN_GRACE")]
+    pub shutdown_grace: Option<f64>,
 }
 
 /// Who may read `/metrics`, and where.

@@ -107,13 +107,35 @@ pub async fn run(args: ServeArgs) -> Result<(), ServeError> {
     out.flush()?;
     drop(out);
     let state = AppState::new(store, settings.server, key);
-    meetwire_server::serve(listener, metrics_listener, state, shutdown_signal()).await?;
+    let stop = shutdown_signal_then_stop_at_once();
+    meetwire_server::serve(listener, metrics_listener, state, stop).await?;
     tracing::info!("stopped");
     Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.
 pub(crate) async fn shutdown_signal() {
+    signalled().await;
+    tracing::info!("shutting down");
+}
+
+/// Like `shutdown_signal`, and a second signal while the server stops ends the process at
+/// once: an operator who will not wait out the grace need not reach for SIGKILL (nothing
+/// acknowledged is lost either way; the next start takes over what was in flight).
+async fn shutdown_signal_then_stop_at_once() {
+    shutdown_signal().await;
+    tokio::spawn(async {
+        signalled().await;
+        tracing::warn!("second signal: stopping at once");
+        std::process::exit(SECOND_SIGNAL_EXIT);
+    });
+}
+
+/// The exit status after a second signal (that of a process ended by SIGINT).
+const SECOND_SIGNAL_EXIT: i32 = 130;
+
+/// Waits for SIGINT or SIGTERM.
+async fn signalled() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -133,5 +155,4 @@ pub(crate) async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = interrupt.await;
-    tracing::info!("shutting down");
 }

@@ -74,6 +74,7 @@ struct FileConfig {
     microsoft_graph_url: Option<String>,
     metrics_listen: Option<std::net::SocketAddr>,
     metrics_token: Option<String>,
+    shutdown_grace: Option<f64>,
 }
 
 /// The retry schedule as the flag writes it (`"2,8,32"`) or as a TOML list (`[2, 8, 32]`).
@@ -428,6 +429,11 @@ pub fn serve_settings(
         secure_cookies: public_url(args, &file)?.is_some_and(|u| u.scheme() == "https"),
         connections,
         metrics: metrics_access(&args.metrics, &file)?,
+        shutdown_grace: seconds(
+            "shutdown_grace",
+            args.shutdown_grace.or(file.shutdown_grace),
+            defaults.shutdown_grace,
+        )?,
         ..defaults
     };
     Ok(ServeSettings {

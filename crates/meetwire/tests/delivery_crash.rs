@@ -790,6 +790,131 @@ async fn a_restarted_server_sends_what_the_killed_one_held_at_once() {
     drop(server);
 }
 
+// ---- Stopping on a signal. ----
+
+/// The address of the probes and metrics a server started with `--metrics-listen` printed.
+fn probes_base(server: &Server) -> String {
+    let line = server.printed("metrics on ");
+    let url = line.split("metrics on ").nth(1).unwrap().trim();
+    url.trim_end_matches("/metrics").to_owned()
+}
+
+/// SIGTERM with the heads of ordered streams at a slow receiver: the server is no longer ready
+/// at once, lets those attempts finish and writes their results, and exits cleanly; restarted,
+/// it sends the rest of each stream at once and in order. Nothing acknowledged is lost and,
+/// since the attempts in flight were allowed to finish, nothing is sent twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_the_attempts_in_flight_and_loses_nothing() {
+    let rx = Receiver::start(always(Reply::ok().after(Duration::from_millis(1500)))).await;
+    let server_flags = flags(&["--metrics-listen", "127.0.0.1:0"]);
+    let (dir, project, mut server) = setup(&server_flags);
+    subscribe_chat(&server.api(&project.api_key), &rx.url()).await;
+    let token = create_runner_token(dir.path(), "stop-runner");
+    let bots = joined_bots(&server.api(&project.api_key), &server.api(&token), 4).await;
+    const PER_BOT: usize = 3;
+    let runner = server.api(&token);
+    for bot in &bots {
+        for seq in 0..PER_BOT {
+            post_chats(&runner, bot, [seq]).await;
+        }
+    }
+    rx.wait_for(bots.len(), Duration::from_secs(10)).await;
+    let probes = probes_base(&server);
+    let stopped_at = Instant::now();
+    server.signal("TERM");
+    let probe = reqwest::Client::new();
+    loop {
+        let answer = probe.get(format!("{probes}/readyz")).send().await.unwrap();
+        if answer.status() == StatusCode::SERVICE_UNAVAILABLE {
+            let body: Value = answer.json().await.unwrap();
+            assert_eq!(body["status"], "stopping");
+            break;
+        }
+        assert!(
+            stopped_at.elapsed() < Duration::from_secs(1),
+            "still ready after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = server
+        .exit_within(Duration::from_secs(15))
+        .expect("the server did not stop within the grace");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(
+        stopped_at.elapsed() >= Duration::from_millis(1000),
+        "it exited before the attempts in flight could finish"
+    );
+
+    rx.set_script(always(Reply::ok()));
+    let restarted_at = Instant::now();
+    let _server = Server::start(dir.path(), &server_flags);
+    let received = wait_for_keys(&rx, bots.len() * PER_BOT, "every acknowledged event").await;
+    let took = restarted_at.elapsed();
+    assert!(
+        took < TAKEOVER_BOUND,
+        "the rest took {took:?} after the restart"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        rx.count(),
+        bots.len() * PER_BOT,
+        "a delivery was sent twice"
+    );
+    for bot in &bots {
+        assert_eq!(
+            stream_of(&received, bot),
+            (0..PER_BOT).collect::<Vec<_>>(),
+            "bot {bot}"
+        );
+    }
+}
+
+/// With an attempt hanging at the receiver: the shutdown grace bounds how long a SIGTERM
+/// waits, a second signal ends the wait at once, and the next start sends what was cut off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shutdown_grace_bounds_the_wait_and_a_second_signal_ends_it() {
+    let rx = Receiver::start(always(Reply::ok().after(Duration::from_secs(60)))).await;
+    for (grace, second_signal, bound, code) in [
+        ("1", false, Duration::from_secs(4), 0),
+        ("60", true, Duration::from_secs(3), 130),
+    ] {
+        let server_flags = flags(&["--shutdown-grace", grace]);
+        let (dir, project, mut server) = setup(&server_flags);
+        subscribe_chat(&server.api(&project.api_key), &rx.url()).await;
+        let token = create_runner_token(dir.path(), "hang-runner");
+        let bots = joined_bots(&server.api(&project.api_key), &server.api(&token), 1).await;
+        rx.set_script(always(Reply::ok().after(Duration::from_secs(60))));
+        let before = rx.count();
+        post_chats(&server.api(&token), &bots[0], [0]).await;
+        rx.wait_for(before + 1, Duration::from_secs(10)).await;
+        let stopped_at = Instant::now();
+        server.signal("TERM");
+        if second_signal {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            server.signal("INT");
+        }
+        let status = server
+            .exit_within(bound)
+            .unwrap_or_else(|| panic!("grace {grace}: still running after {bound:?}"));
+        assert_eq!(status.code(), Some(code), "grace {grace}: {status:?}");
+        let took = stopped_at.elapsed();
+
+        rx.set_script(always(Reply::ok()));
+        let restarted_at = Instant::now();
+        let _server = Server::start(dir.path(), &server_flags);
+        let key = rx.received()[before].key();
+        rx.wait_until(TAKEOVER_BOUND, "the cut-off delivery again", |r| {
+            r[before + 1..].iter().any(|again| again.key() == key)
+        })
+        .await;
+        println!(
+            "grace {grace}, second signal {second_signal}: stopped in {took:?}, sent again \
+             {:?} after the restart",
+            restarted_at.elapsed()
+        );
+    }
+}
+
 // ---- Two servers sharing one database. ----
 
 /// Claims live in the database, not in a process: two servers on one data directory send each

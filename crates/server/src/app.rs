@@ -1,6 +1,7 @@
 //! The running server: shared state, the router, and the background tasks' lifecycle.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,6 +49,8 @@ pub struct AppState {
     pub calendar_wake: Arc<Notify>,
     /// Failed UI sign-ins, to slow down guessing.
     pub sign_ins: Arc<SignInThrottle>,
+    /// Set when the server begins to stop: it is no longer ready.
+    pub stopping: Arc<AtomicBool>,
 }
 
 impl AppState {
@@ -64,6 +67,7 @@ impl AppState {
             runner_wake: Arc::new(Notify::new()),
             calendar_wake: Arc::new(Notify::new()),
             sign_ins: Arc::default(),
+            stopping: Arc::default(),
         }
     }
 
@@ -80,7 +84,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1", api::routes())
         .nest("/runner/v1", runner)
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .merge(metrics_beside_api(&state))
         .merge(ui::routes())
@@ -110,10 +114,12 @@ fn metrics_beside_api(state: &AppState) -> Router<AppState> {
     }
 }
 
-/// `/metrics` alone, for its own address.
+/// `/metrics`, with the probes, for its own address.
 pub fn metrics_router(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .fallback(|| async { ApiError::NotFound })
         .with_state(state)
 }
@@ -189,8 +195,19 @@ fn refuse(status: StatusCode, message: &str) -> Response {
     response
 }
 
-/// Ready when the database answers and what it is given can still be made durable.
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Ready when the database answers and what it is given can still be made durable, and not
+/// stopping.
 async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    if state.stopping.load(Ordering::Acquire) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "stopping"})),
+        );
+    }
     if let Some(failure) = state.store.durability_failure() {
         tracing::warn!(error = %failure, "not ready");
         return (
@@ -253,8 +270,12 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
         .into_response()
 }
 
-/// Serves on `listener` until `shutdown` resolves, then stops the background tasks: the
-/// dispatcher finishes its attempts in flight and writes their results before returning.
+/// Serves on `listener` (and `/metrics` on `metrics_listener`, if given) until `shutdown`
+/// resolves. Then it stops within the configured grace: no longer ready, it closes the
+/// listener, lets the requests in flight finish, and stops the background tasks — the
+/// dispatcher hands back what it claimed and has not sent, and lets its attempts in flight
+/// finish and their results be written. What is still in flight when the grace ends is taken
+/// over by the next start (or another process) at once.
 pub async fn serve(
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
@@ -278,31 +299,43 @@ pub async fn serve(
     let dispatching = tokio::spawn(dispatcher.run(stop_rx));
     let limits = state.config.connections.clone();
     let metrics = state.metrics.clone();
+    let grace = state.config.shutdown_grace;
+    // Metrics on their own address stay readable until everything else has stopped.
+    let (metrics_stop, mut metrics_stopping) = watch::channel(false);
     let metrics_serving = metrics_listener.map(|listener| {
-        let mut stopping = stop_tx.subscribe();
         tokio::spawn(connections::serve(
             listener,
             metrics_router(state.clone()),
             limits.clone(),
             metrics.clone(),
             async move {
-                let _ = stopping.wait_for(|stop| *stop).await;
+                let _ = metrics_stopping.wait_for(|stop| *stop).await;
             },
+            grace,
         ))
     });
-    connections::serve(listener, router(state), limits, metrics, shutdown).await;
+    let stopping = state.stopping.clone();
+    let shutdown = async move {
+        shutdown.await;
+        stopping.store(true, Ordering::Release);
+    };
+    connections::serve(listener, router(state), limits, metrics, shutdown, grace).await;
     let _ = stop_tx.send(true);
-    if let Some(serving) = metrics_serving {
-        let _ = serving.await;
-    }
-    let drained = tokio::time::timeout(Duration::from_secs(15), async {
+    let drained = tokio::time::timeout(grace, async {
         while tasks.join_next().await.is_some() {}
         let _ = dispatching.await;
         let _ = writer.await;
     })
     .await;
     if drained.is_err() {
-        tracing::warn!("background tasks did not stop in time");
+        tracing::warn!(
+            "delivery attempts still in flight at the end of the shutdown grace; the next \
+             start takes their deliveries over"
+        );
+    }
+    let _ = metrics_stop.send(true);
+    if let Some(serving) = metrics_serving {
+        let _ = serving.await;
     }
     Ok(())
 }

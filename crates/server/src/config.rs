@@ -30,6 +30,8 @@ pub struct ServerConfig {
     /// Time limits and the cap on client connections.
     pub connections: ConnectionLimits,
     pub metrics: MetricsAccess,
+    /// How long a stopping server lets requests and delivery attempts in flight finish.
+    pub shutdown_grace: Duration,
 }
 
 /// Where `/metrics` is served and who may read it: operators keep it off the public port, or
@@ -57,6 +59,7 @@ impl Default for ServerConfig {
             secure_cookies: false,
             connections: ConnectionLimits::default(),
             metrics: MetricsAccess::default(),
+            shutdown_grace: Duration::from_secs(15),
         }
     }
 }

@@ -443,17 +443,15 @@ const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r
 content-type: application/json\r\ncontent-length: 38\r\n\r\n\
 {\"error\": \"Too many open connections\"}";
 
-/// How long in-flight requests may take to finish once shutdown begins.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Serves HTTP/1.1 on `listener` within `limits` until `shutdown` resolves, then lets the
-/// requests in flight finish (closing idle connections at once).
+/// requests in flight finish within `grace` (closing idle connections at once).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
     metrics: Arc<Metrics>,
     shutdown: impl Future<Output = ()>,
+    grace: Duration,
 ) {
     let registry = Arc::new(Registry {
         limits,
@@ -502,10 +500,7 @@ pub async fn serve(
     drop(listener);
     let _ = stop_tx.send(true);
     tasks.close();
-    if tokio::time::timeout(DRAIN_TIMEOUT, tasks.wait())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(grace, tasks.wait()).await.is_err() {
         tracing::warn!("requests still in flight at shutdown were cut off");
     }
 }

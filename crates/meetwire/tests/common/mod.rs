@@ -131,12 +131,17 @@ impl Server {
 
     /// SIGTERM and wait for a clean exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        self.child.wait().expect("wait")
+    }
+
+    /// Sends the signal `kill -<name>` names, without waiting.
+    pub fn signal(&self, name: &str) {
         let pid = self.child.id().to_string();
         Command::new("kill")
-            .args(["-TERM", &pid])
+            .args([&format!("-{name}"), &pid])
             .status()
-            .expect("kill -TERM");
-        self.child.wait().expect("wait")
+            .expect("kill");
     }
 
     pub fn api(&self, key: &str) -> Api {
@@ -331,11 +336,12 @@ impl Server {
     /// SIGTERM, then waits up to `timeout` for the process to exit. `None` (and a SIGKILL) if
     /// it did not stop in time.
     pub fn terminate_within(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        let pid = self.child.id().to_string();
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill -TERM");
+        self.signal("TERM");
+        self.exit_within(timeout)
+    }
+
+    /// Waits up to `timeout` for the process to exit. `None` (and a SIGKILL) if it did not.
+    pub fn exit_within(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
