@@ -2,6 +2,7 @@
 //! not a server is running on it (SQLite's lock makes the two writers take turns).
 
 use std::io::BufRead;
+use std::path::Path;
 
 use meetwire_core::signing::WebhookSecret;
 use meetwire_server::ui::password;
@@ -11,7 +12,8 @@ use serde_json::json;
 
 use crate::cli::AdminCommand;
 use crate::settings::{
-    open_existing_store, open_store, sealing_key, storage_settings, SettingsError,
+    open_existing_store, open_store, sealing_key, storage_settings, write_private, SettingsError,
+    Storage, KEY_FILE,
 };
 
 pub async fn run(command: AdminCommand) -> Result<(), SettingsError> {
@@ -94,6 +96,30 @@ pub async fn run(command: AdminCommand) -> Result<(), SettingsError> {
                 println!("user {user_id} ({email}) can sign in at /login");
             }
         }
+        AdminCommand::Backup { to, storage } => {
+            let storage = storage_settings(&storage)?;
+            let store = open_existing_store(&storage, StoreOptions::default()).await?;
+            store.backup(&to).await?;
+            println!("backup written to {}", to.display());
+            println!(
+                "the key that seals webhook secrets is not in it: keep MEETWIRE_SECRET_KEY or {} \
+                 apart, a restore needs it",
+                storage.data_dir.join(KEY_FILE).display()
+            );
+        }
+        AdminCommand::Restore {
+            from,
+            key_file,
+            storage,
+        } => {
+            let storage = storage_settings(&storage)?;
+            restore(&from, key_file.as_deref(), &storage).await?;
+            println!(
+                "restored {} into {}; start `meetwire serve` on it",
+                from.display(),
+                storage.data_dir.display()
+            );
+        }
         AdminCommand::CreateRunnerToken {
             name,
             json,
@@ -113,6 +139,58 @@ pub async fn run(command: AdminCommand) -> Result<(), SettingsError> {
         }
     }
     Ok(())
+}
+
+/// Restores `from` into the configured (new or empty) data directory, with the key that opens
+/// its webhook secrets: `key_file`'s, or MEETWIRE_SECRET_KEY. If the key does not open them,
+/// nothing restored is left behind.
+async fn restore(
+    from: &Path,
+    key_file: Option<&Path>,
+    storage: &Storage,
+) -> Result<(), SettingsError> {
+    if storage.database_url.is_some() {
+        return Err(SettingsError::Invalid(
+            "restore writes a data directory; a PostgreSQL database is restored with its own \
+             tools"
+                .into(),
+        ));
+    }
+    let dir = &storage.data_dir;
+    let existed = dir.exists();
+    meetwire_store::sqlite::restore(from, dir)?;
+    let opened = async {
+        if let Some(key_file) = key_file {
+            let text = std::fs::read_to_string(key_file)
+                .map_err(|e| SettingsError::Key(format!("{}: {e}", key_file.display())))?;
+            let path = dir.join(KEY_FILE);
+            write_private(&path, &text)
+                .map_err(|e| SettingsError::Key(format!("{}: {e}", path.display())))?;
+        }
+        let store = open_store(storage, StoreOptions::default()).await?;
+        sealing_key(storage, store.as_ref()).await.map(|_| ())
+    }
+    .await;
+    if opened.is_err() {
+        let removed = if existed {
+            std::fs::read_dir(dir).and_then(|entries| {
+                entries.flatten().try_for_each(|entry| {
+                    let path = entry.path();
+                    if path.is_dir() {
+                        std::fs::remove_dir_all(path)
+                    } else {
+                        std::fs::remove_file(path)
+                    }
+                })
+            })
+        } else {
+            std::fs::remove_dir_all(dir)
+        };
+        if let Err(e) = removed {
+            tracing::warn!(error = %e, dir = %dir.display(), "could not remove the failed restore");
+        }
+    }
+    opened
 }
 
 /// The new user's password: the first line of standard input, or typed twice at a prompt

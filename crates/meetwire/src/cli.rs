@@ -245,6 +245,27 @@ pub enum AdminCommand {
         #[command(flatten)]
         storage: StorageArgs,
     },
+    /// Write a consistent copy of the database to a new file while the server runs. The key
+    /// that seals webhook secrets (MEETWIRE_SECRET_KEY or the data directory's secret.key) is
+    /// not in it: keep that apart, a restore needs it.
+    Backup {
+        /// The file to write; it must not exist.
+        #[arg(long)]
+        to: PathBuf,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
+    /// Restore a backup into a new or empty data directory.
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+        /// The secret.key of the server the backup came from (else MEETWIRE_SECRET_KEY).
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+        #[command(flatten)]
+        storage: StorageArgs,
+    },
     /// Create a token for an external runner.
     CreateRunnerToken {
         /// The runner's name, to tell runners apart in logs.

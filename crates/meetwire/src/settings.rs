@@ -556,7 +556,7 @@ fn key_file(path: &Path, may_create: bool) -> Result<SealingKey, SettingsError> 
 }
 
 /// Creates `path` readable by its owner only; fails if it already exists (another process won).
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;

@@ -32,6 +32,10 @@ pub trait Store: Send + Sync + 'static {
     /// The newest sealed webhook secret of any project, if any is stored: lets a starting
     /// process check that its key opens what the database holds.
     async fn newest_sealed_secret(&self) -> Result<Option<Vec<u8>>>;
+    /// Writes a consistent copy of the whole database, as of one moment, to `to` while writes
+    /// go on. `to` must not exist; the copy is on disk when this returns, and a failure leaves
+    /// no file behind. The key that seals webhook secrets is not in it.
+    async fn backup(&self, to: &std::path::Path) -> Result<()>;
     /// A project's webhook secrets that still sign, newest (the active one) first.
     async fn webhook_secrets(&self, project_id: &str) -> Result<Vec<SealedSecret>>;
     /// Adds an API key to a project; the key is returned in clear once.

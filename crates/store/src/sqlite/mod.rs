@@ -6,6 +6,7 @@
 //! that lock, not anything in this process, is what serialises two events on one bot, even
 //! when another process (an admin command) writes to the same file.
 
+mod backup;
 mod bots;
 mod calendar_bots;
 mod calendars;
@@ -50,6 +51,8 @@ use crate::Store;
 
 /// How long a write waits for another connection (or process) holding the write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub use backup::restore;
 
 /// The database file's name inside the data directory.
 pub const DATABASE_FILE: &str = "meetwire.sqlite3";
@@ -219,6 +222,10 @@ impl Store for SqliteStore {
 
     async fn newest_sealed_secret(&self) -> Result<Option<Vec<u8>>> {
         credentials::newest_sealed_secret(&self.reader).await
+    }
+
+    async fn backup(&self, to: &Path) -> Result<()> {
+        backup::write(&self.reader, to).await
     }
 
     async fn webhook_secrets(&self, project_id: &str) -> Result<Vec<SealedSecret>> {
