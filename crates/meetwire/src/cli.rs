@@ -108,6 +108,10 @@ pub struct ServeArgs {
     /// flight finish (default 15); a second signal stops it at once.
     #[arg(long, env = "MEETWIRE_SHUTDOWN_GRACE")]
     pub shutdown_grace: Option<f64>,
+    /// Days finished deliveries and their attempts are kept (default 30; fractions allowed).
+    /// Pending deliveries are kept until they finish.
+    #[arg(long, env = "MEETWIRE_RETENTION_DAYS")]
+    pub retention_days: Option<f64>,
 }
 
 /// Who may read `/metrics`, and where.

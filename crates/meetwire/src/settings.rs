@@ -75,6 +75,7 @@ struct FileConfig {
     metrics_listen: Option<std::net::SocketAddr>,
     metrics_token: Option<String>,
     shutdown_grace: Option<f64>,
+    retention_days: Option<f64>,
 }
 
 /// The retry schedule as the flag writes it (`"2,8,32"`) or as a TOML list (`[2, 8, 32]`).
@@ -326,6 +327,19 @@ fn provider_url(
     }
 }
 
+/// A retention window given in days.
+fn retention(days: Option<f64>) -> Result<Option<Duration>, SettingsError> {
+    match days {
+        None => Ok(None),
+        Some(d) if d.is_finite() && (1e-6..=36_500.0).contains(&d) => {
+            Ok(Some(Duration::from_secs_f64(d * 86_400.0)))
+        }
+        Some(d) => Err(SettingsError::Invalid(format!(
+            "retention_days must be a number of days above 0 (at most 36500), got {d}"
+        ))),
+    }
+}
+
 fn metrics_access(args: &MetricsArgs, file: &FileConfig) -> Result<MetricsAccess, SettingsError> {
     let token = args.metrics_token.clone().or(file.metrics_token.clone());
     if token.as_deref().is_some_and(|t| t.trim().is_empty()) {
@@ -434,6 +448,8 @@ pub fn serve_settings(
             args.shutdown_grace.or(file.shutdown_grace),
             defaults.shutdown_grace,
         )?,
+        delivery_retention: retention(args.retention_days.or(file.retention_days))?
+            .unwrap_or(defaults.delivery_retention),
         ..defaults
     };
     Ok(ServeSettings {

@@ -76,7 +76,7 @@ async fn flags_beat_environment_beat_file() {
 fn bad_configuration_is_refused_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("bad.toml");
-    let cases: [(&str, &[&str], &str); 7] = [
+    let cases: [(&str, &[&str], &str); 9] = [
         ("listen_port = 5\n", &[], "unknown field"),
         ("body_limit = \"big\"\n", &[], "invalid config file"),
         ("", &["--retry-schedule", "2,x"], "retry schedule"),
@@ -92,6 +92,8 @@ fn bad_configuration_is_refused_with_a_clear_message() {
             &[],
             "invalid config file",
         ),
+        ("", &["--retention-days", "0"], "retention_days"),
+        ("", &["--shutdown-grace", "0"], "shutdown_grace"),
     ];
     for (text, flags, expected) in cases {
         std::fs::write(&file, text).unwrap();

@@ -29,7 +29,7 @@ use crate::delivery::keys::KeyCache;
 use crate::delivery::Dispatcher;
 use crate::metrics::Metrics;
 use crate::ui::throttle::SignInThrottle;
-use crate::{api, calendar, connections, runner_api, sandbox, scheduler, ui};
+use crate::{api, calendar, connections, retention, runner_api, sandbox, scheduler, ui};
 
 /// What every handler and task shares.
 #[derive(Clone)]
@@ -288,6 +288,7 @@ pub async fn serve(
         tasks.spawn(sandbox::run(state.clone(), stop_rx.clone()));
     }
     tasks.spawn(scheduler::run(state.clone(), stop_rx.clone()));
+    tasks.spawn(retention::run(state.clone(), stop_rx.clone()));
     tasks.spawn(calendar::sync::run(state.clone(), stop_rx.clone()));
     let (dispatcher, writer) = Dispatcher::start(
         state.store.clone(),

@@ -32,6 +32,8 @@ pub struct ServerConfig {
     pub metrics: MetricsAccess,
     /// How long a stopping server lets requests and delivery attempts in flight finish.
     pub shutdown_grace: Duration,
+    /// How long finished deliveries and their attempts are kept.
+    pub delivery_retention: Duration,
 }
 
 /// Where `/metrics` is served and who may read it: operators keep it off the public port, or
@@ -60,6 +62,7 @@ impl Default for ServerConfig {
             connections: ConnectionLimits::default(),
             metrics: MetricsAccess::default(),
             shutdown_grace: Duration::from_secs(15),
+            delivery_retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod connections;
 pub mod delivery;
 pub mod metrics;
+pub mod retention;
 pub mod runner;
 pub mod runner_api;
 pub mod sandbox;

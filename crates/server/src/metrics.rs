@@ -38,6 +38,8 @@ pub struct Metrics {
     pub pending: Gauge,
     /// Claimed deliveries given back to the outbox unattempted.
     pub handed_back: Counter,
+    /// Finished deliveries deleted by retention.
+    pub deliveries_deleted: Counter,
     pub oldest_due_seconds: Gauge<f64, AtomicU64>,
     /// 1 once an fsync of the write-ahead log failed: nothing more is acknowledged.
     pub log_sync_failed: Gauge,
@@ -87,6 +89,12 @@ impl Default for Metrics {
              queue, rate-limited, or the in-flight budget spent), due again shortly",
             handed_back.clone(),
         );
+        let deliveries_deleted = Counter::default();
+        registry.register(
+            "deliveries_deleted",
+            "Finished deliveries (with their attempts) deleted past their retention",
+            deliveries_deleted.clone(),
+        );
         let oldest_due_seconds = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "oldest_due_delivery_age_seconds",
@@ -120,6 +128,7 @@ impl Default for Metrics {
             endpoint_failure_streak,
             pending,
             handed_back,
+            deliveries_deleted,
             oldest_due_seconds,
             log_sync_failed,
             http_connections,

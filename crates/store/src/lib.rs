@@ -194,6 +194,16 @@ pub trait Store: Send + Sync + 'static {
     /// When the earliest pending delivery is due.
     async fn next_due_delivery(&self) -> Result<Option<Timestamp>>;
     async fn delivery_stats(&self) -> Result<DeliveryStats>;
+    /// One batch of retention: deletes (with their attempts) the finished deliveries made
+    /// before `before` among the next `limit` rows after row `after` that are that old. Pending
+    /// deliveries are never deleted. A pass starts at row 0 and goes on from `reached` until a
+    /// batch reaches nothing.
+    async fn sweep_finished_deliveries(
+        &self,
+        after: i64,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Swept>;
     /// Notified whenever a commit makes new deliveries owed.
     fn deliveries_owed(&self) -> Arc<Notify>;
     /// Why writes can no longer be made durable (a failed log sync), if they cannot: the

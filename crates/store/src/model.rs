@@ -555,3 +555,13 @@ pub struct CalendarEventFilter {
     pub start_time_gte: Option<Timestamp>,
     pub end_time_lte: Option<Timestamp>,
 }
+
+/// What one batch of retention did (`Store::sweep_finished_deliveries`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    /// Finished deliveries deleted, with their attempts.
+    pub deleted: u64,
+    /// The newest row the batch looked at (the next batch starts after it); `None` when there
+    /// was nothing old enough, and the pass is over.
+    pub reached: Option<i64>,
+}

@@ -20,6 +20,7 @@ mod gathered_log;
 mod liveness;
 mod outbox;
 mod records;
+mod retention;
 mod rows;
 mod subscriptions;
 mod syncer;
@@ -571,6 +572,21 @@ impl Store for SqliteStore {
 
     async fn delivery_stats(&self) -> Result<DeliveryStats> {
         deliveries::stats(&self.reader).await
+    }
+
+    async fn sweep_finished_deliveries(
+        &self,
+        after: i64,
+        before: Timestamp,
+        limit: u32,
+    ) -> Result<Swept> {
+        self.full_write(retention::sweep(
+            &self.writer,
+            after,
+            before.timestamp_micros(),
+            limit,
+        ))
+        .await
     }
 
     fn deliveries_owed(&self) -> Arc<Notify> {
