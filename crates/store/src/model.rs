@@ -108,6 +108,11 @@ pub enum BotInput {
     Record(RunnerRecord),
     /// The user asks the bot to leave; decided against the bot's state inside the write.
     Leave,
+    /// The user asks for the bot's recorded data to be deleted (an ended or failed bot): its
+    /// transcript, chat messages, participant events and logs go, with the webhook deliveries
+    /// made from them; the bot and its state history stay, and it moves to `data_deleted`.
+    /// Refused while any of those deliveries is still pending (it is owed to a receiver).
+    DeleteData,
 }
 
 /// The result of storing a batch.

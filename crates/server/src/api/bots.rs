@@ -250,6 +250,17 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Deletes an ended or failed bot's recorded data (Attendee's `delete_data`): its transcript,
+/// chat messages, participant events and logs, with the webhook deliveries made from them. The
+/// bot and its state history stay; it moves to `data_deleted`, sent as a `bot.state_change`.
+pub async fn delete_data(
+    State(state): State<AppState>,
+    Project(project): Project,
+    ApiPath(bot_id): ApiPath<String>,
+) -> ApiResult<Json<Value>> {
+    ask(&state, &project, &bot_id, BotInput::DeleteData).await
+}
+
 /// Asks the bot to leave. A runner learns of it from the bot's state (`leaving`); a bot no
 /// runner has picked up yet has no one to leave for it, so its exit is recorded at once (the
 /// store decides that inside the write, against the bot as it is then).
@@ -258,16 +269,21 @@ pub async fn leave(
     Project(project): Project,
     ApiPath(bot_id): ApiPath<String>,
 ) -> ApiResult<Json<Value>> {
+    ask(&state, &project, &bot_id, BotInput::Leave).await
+}
+
+/// Applies a user's request to the bot (decided inside the write) and answers with the bot.
+async fn ask(
+    state: &AppState,
+    project: &str,
+    bot_id: &str,
+    input: BotInput,
+) -> ApiResult<Json<Value>> {
     state
         .store
-        .record(
-            Actor::Project(&project),
-            &bot_id,
-            vec![BotInput::Leave],
-            None,
-        )
+        .record(Actor::Project(project), bot_id, vec![input], None)
         .await?;
-    let bot = state.store.get_bot(&project, &bot_id).await?;
+    let bot = state.store.get_bot(project, bot_id).await?;
     Ok(Json(render(state.store.as_ref(), &bot).await?))
 }
 

@@ -26,6 +26,7 @@ pub fn routes() -> Router<AppState> {
             get(bots::get).patch(bots::patch).delete(bots::delete),
         )
         .route("/bots/{id}/leave", post(bots::leave))
+        .route("/bots/{id}/delete_data", post(bots::delete_data))
         .route("/bots/{id}/transcript", get(bots::transcript))
         .route("/bots/{id}/chat_messages", get(bots::chat_messages))
         .route(

@@ -106,6 +106,7 @@ pub(super) fn apply_inputs(
     // First decide everything (duplicates, validation, the state machine) without writing, so
     // a refused batch leaves nothing to undo and the group commit needs no savepoints.
     let mut records = Vec::with_capacity(inputs.len());
+    let mut delete_data = false;
     for input in inputs {
         let client_id = match &input {
             BotInput::Event(e) => e.client_id.clone(),
@@ -114,6 +115,12 @@ pub(super) fn apply_inputs(
                 for event in leave_events(bot_state.machine.state, has_runner) {
                     records.push(bot_state.apply(event, &at)?);
                 }
+                continue;
+            }
+            BotInput::DeleteData => {
+                let event = BotEventRequest::server(BotEventType::DataDeleted, None);
+                records.push(bot_state.apply(event, &at)?);
+                delete_data = true;
                 continue;
             }
             BotInput::Record(r) => {
@@ -130,7 +137,7 @@ pub(super) fn apply_inputs(
         }
         let record = match input {
             BotInput::Event(e) => bot_state.apply(e, &at)?,
-            BotInput::Leave => continue,
+            BotInput::Leave | BotInput::DeleteData => continue,
             BotInput::Record(RunnerRecord::BotEvent(e)) => bot_state.apply(e.into(), &at)?,
             BotInput::Record(other) => match media_record(other, &at) {
                 Some(record) => record,
@@ -139,7 +146,13 @@ pub(super) fn apply_inputs(
         };
         records.push(record);
     }
+    if delete_data {
+        refuse_while_media_owed(db, bot_id)?;
+    }
     // Then write: from here on only a database failure can stop the batch.
+    if delete_data {
+        delete_media(db, bot_id)?;
+    }
     let mut recipients = None;
     for record in &records {
         let seq = insert_record(db, bot_id, record, &at)?;
@@ -193,6 +206,44 @@ pub(super) fn apply_inputs(
         head.seq,
     ])?;
     Ok(outcome)
+}
+
+/// The deliveries made from a bot's records other than its state events (what deleting its
+/// data deletes), as a subquery of `seq`s.
+const MEDIA_DELIVERIES: &str = "SELECT d.seq FROM deliveries d \
+     JOIN bot_records r ON r.seq = d.record_seq WHERE d.bot_id = ?1 AND r.kind != 'bot_event'";
+
+/// Refuses to delete a bot's data while a webhook made from it is still owed.
+fn refuse_while_media_owed(db: &rusqlite::Connection, bot_id: &str) -> Result<()> {
+    let pending: i64 = db
+        .prepare_cached(&format!(
+            "SELECT COUNT(*) FROM deliveries WHERE status = 'pending' \
+             AND seq IN ({MEDIA_DELIVERIES})"
+        ))?
+        .query_row([bot_id], |row| row.get(0))?;
+    if pending > 0 {
+        return Err(StoreError::Invalid(format!(
+            "The bot's data cannot be deleted while {pending} webhook deliveries made from it \
+             are pending; try again once they have finished"
+        )));
+    }
+    Ok(())
+}
+
+/// Deletes a bot's records other than its state events, with the (finished) deliveries made
+/// from them and their attempts.
+fn delete_media(db: &rusqlite::Connection, bot_id: &str) -> Result<()> {
+    db.prepare_cached(&format!(
+        "DELETE FROM delivery_attempts WHERE delivery_seq IN ({MEDIA_DELIVERIES})"
+    ))?
+    .execute([bot_id])?;
+    db.prepare_cached(&format!(
+        "DELETE FROM deliveries WHERE seq IN ({MEDIA_DELIVERIES})"
+    ))?
+    .execute([bot_id])?;
+    db.prepare_cached("DELETE FROM bot_records WHERE bot_id = ?1 AND kind != 'bot_event'")?
+        .execute([bot_id])?;
+    Ok(())
 }
 
 /// The bot's state-machine fields as a batch moves them along.

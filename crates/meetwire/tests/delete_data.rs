@@ -1,0 +1,157 @@
+//! `POST /api/v1/bots/{id}/delete_data` (Attendee's): an ended bot's transcript, chat,
+//! participant events and logs are deleted with the deliveries made from them; the bot and its
+//! state history stay, it moves to `data_deleted` and says so in a signed `bot.state_change`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::receiver::{closed_port_url, delivery_log, wait_delivery_log, Receiver};
+use common::{setup, Api};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const ALL_TRIGGERS: &[&str] = &[
+    "bot.state_change",
+    "transcript.update",
+    "chat_messages.update",
+    "participant_events.join_leave",
+    "participant_events.speech_start_stop",
+    "bot_logs.update",
+];
+
+/// The number of items a bot's list endpoint (`transcript`, `chat_messages`, …) returns.
+async fn count(api: &Api, bot: &str, list: &str) -> usize {
+    let (status, body) = api.get(&format!("/api/v1/bots/{bot}/{list}")).await;
+    assert_eq!(status, StatusCode::OK, "{list}: {body}");
+    match &body {
+        Value::Array(items) => items.len(),
+        page => page["results"].as_array().map_or(0, Vec::len),
+    }
+}
+
+const LISTS: [&str; 4] = ["transcript", "chat_messages", "participant_events", "logs"];
+
+async fn ended_sandbox_bot(api: &Api, extra: Value) -> String {
+    let mut body = json!({"meeting_url": "sandbox://standup?speed=20"});
+    if let (Value::Object(body), Value::Object(extra)) = (&mut body, extra) {
+        body.extend(extra);
+    }
+    let bot = api.create_bot(body).await;
+    let id = bot["id"].as_str().unwrap().to_owned();
+    api.wait_bot(&id, Duration::from_secs(60), |b| b["state"] == "ended")
+        .await;
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_bots_data_keeps_its_shell_and_state_history() {
+    let rx = Receiver::ok().await;
+    let (_dir, project, server) = setup(&[
+        "--allow-http-webhooks",
+        "--allow-webhook-cidr",
+        "127.0.0.0/8",
+        "--retry-schedule",
+        "60",
+    ]);
+    let api = server.api(&project.api_key);
+    api.subscribe(&rx.url(), ALL_TRIGGERS).await;
+
+    // Only an ended or failed bot's data can be deleted.
+    let early = api
+        .create_bot(json!({"meeting_url": "sandbox://standup?speed=20"}))
+        .await;
+    let early = early["id"].as_str().unwrap();
+    let (status, body) = api
+        .post(&format!("/api/v1/bots/{early}/delete_data"), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.to_string().contains("not allowed"), "{body}");
+
+    let bot = ended_sandbox_bot(&api, json!({})).await;
+    for list in LISTS {
+        assert!(
+            count(&api, &bot, list).await > 0,
+            "the sandbox made no {list}"
+        );
+    }
+    wait_delivery_log(
+        &api,
+        &format!("bot_id={bot}"),
+        Duration::from_secs(20),
+        |log| log.iter().all(|d| d["status"] == "success"),
+    )
+    .await;
+    let states_before = delivery_log(&api, &format!("bot_id={bot}&trigger=bot.state_change"))
+        .await
+        .len();
+
+    let (status, deleted) = api
+        .post(&format!("/api/v1/bots/{bot}/delete_data"), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{deleted}");
+    assert_eq!(deleted["state"], "data_deleted");
+    assert_eq!(deleted["id"], bot.as_str());
+    for list in LISTS {
+        assert_eq!(count(&api, &bot, list).await, 0, "{list} is still there");
+    }
+    // The state history stays, with the new state at its end, and so do its deliveries.
+    let events = common::event_types(&deleted);
+    assert!(events.contains(&"joined_meeting".to_owned()), "{events:?}");
+    assert_eq!(events.last().map(String::as_str), Some("data_deleted"));
+    let log = wait_delivery_log(
+        &api,
+        &format!("bot_id={bot}"),
+        Duration::from_secs(20),
+        |log| log.len() == states_before + 1 && log.iter().all(|d| d["status"] == "success"),
+    )
+    .await;
+    assert!(
+        log.iter().all(|d| d["trigger"] == "bot.state_change"),
+        "deliveries made from the deleted data are left: {log:#?}"
+    );
+    let told = rx
+        .wait_until(
+            Duration::from_secs(10),
+            "the data_deleted state change",
+            |got| {
+                got.iter().any(|r| {
+                    let v = r.json();
+                    v["bot_id"] == bot.as_str() && v["data"]["new_state"] == "data_deleted"
+                })
+            },
+        )
+        .await;
+    let change = told
+        .iter()
+        .map(|r| r.json())
+        .find(|v| v["bot_id"] == bot.as_str() && v["data"]["new_state"] == "data_deleted")
+        .unwrap();
+    assert_eq!(change["data"]["old_state"], "ended");
+    assert!(
+        change["data"]["event_metadata"]["bot_duration_seconds"].is_number(),
+        "{change}"
+    );
+
+    // Once is enough: a second request is refused and changes nothing.
+    let (status, body) = api
+        .post(&format!("/api/v1/bots/{bot}/delete_data"), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // A bot whose webhooks are still owed keeps its data until they are sent.
+    let owed = ended_sandbox_bot(
+        &api,
+        json!({"webhooks": [{"url": closed_port_url(), "triggers": ["transcript.update"]}]}),
+    )
+    .await;
+    let transcript = count(&api, &owed, "transcript").await;
+    let (status, body) = api
+        .post(&format!("/api/v1/bots/{owed}/delete_data"), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.to_string().contains("pending"), "{body}");
+    assert_eq!(count(&api, &owed, "transcript").await, transcript);
+    let (_, still) = api.get(&format!("/api/v1/bots/{owed}")).await;
+    assert_eq!(still["state"], "ended");
+}
