@@ -112,6 +112,10 @@ pub struct ServeArgs {
     /// Pending deliveries are kept until they finish.
     #[arg(long, env = "MEETWIRE_RETENTION_DAYS")]
     pub retention_days: Option<f64>,
+    /// Days after a bot finished that its transcript, chat messages, participant events and
+    /// logs are kept (default: kept for good). Its state history stays.
+    #[arg(long, env = "MEETWIRE_RECORD_RETENTION_DAYS")]
+    pub record_retention_days: Option<f64>,
 }
 
 /// Who may read `/metrics`, and where.

@@ -76,6 +76,7 @@ struct FileConfig {
     metrics_token: Option<String>,
     shutdown_grace: Option<f64>,
     retention_days: Option<f64>,
+    record_retention_days: Option<f64>,
 }
 
 /// The retry schedule as the flag writes it (`"2,8,32"`) or as a TOML list (`[2, 8, 32]`).
@@ -335,7 +336,7 @@ fn retention(days: Option<f64>) -> Result<Option<Duration>, SettingsError> {
             Ok(Some(Duration::from_secs_f64(d * 86_400.0)))
         }
         Some(d) => Err(SettingsError::Invalid(format!(
-            "retention_days must be a number of days above 0 (at most 36500), got {d}"
+            "retention days must be a number above 0 (at most 36500), got {d}"
         ))),
     }
 }
@@ -450,6 +451,7 @@ pub fn serve_settings(
         )?,
         delivery_retention: retention(args.retention_days.or(file.retention_days))?
             .unwrap_or(defaults.delivery_retention),
+        record_retention: retention(args.record_retention_days.or(file.record_retention_days))?,
         ..defaults
     };
     Ok(ServeSettings {

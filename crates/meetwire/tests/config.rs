@@ -92,7 +92,7 @@ fn bad_configuration_is_refused_with_a_clear_message() {
             &[],
             "invalid config file",
         ),
-        ("", &["--retention-days", "0"], "retention_days"),
+        ("", &["--retention-days", "0"], "retention days"),
         ("", &["--shutdown-grace", "0"], "shutdown_grace"),
     ];
     for (text, flags, expected) in cases {

@@ -128,3 +128,81 @@ async fn finished_deliveries_past_their_retention_are_deleted_and_nothing_else()
         "{metrics}"
     );
 }
+
+/// The number of utterances in a bot's transcript.
+async fn transcript_len(api: &common::Api, bot: &str) -> usize {
+    let (_, transcript) = api.get(&format!("/api/v1/bots/{bot}/transcript")).await;
+    transcript.as_array().map_or(0, Vec::len)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_bots_recorded_data_goes_after_its_retention_and_its_history_stays() {
+    let rx = common::receiver::Receiver::ok().await;
+    let (_dir, project, server) = setup(&[
+        "--allow-http-webhooks",
+        "--allow-webhook-cidr",
+        "127.0.0.0/8",
+        "--retry-schedule",
+        "60",
+        "--record-retention-days",
+        RETENTION_DAYS,
+    ]);
+    let api = server.api(&project.api_key);
+    api.subscribe(&rx.url(), &["transcript.update", "bot.state_change"])
+        .await;
+    let ended = |extra: Value| {
+        let api = api.clone();
+        async move {
+            let mut body = json!({"meeting_url": "sandbox://standup?speed=20"});
+            if let (Value::Object(body), Value::Object(extra)) = (&mut body, extra) {
+                body.extend(extra);
+            }
+            let bot = api.create_bot(body).await;
+            let id = bot["id"].as_str().unwrap().to_owned();
+            api.wait_bot(&id, Duration::from_secs(60), |b| b["state"] == "ended")
+                .await;
+            id
+        }
+    };
+    let done = ended(json!({})).await;
+    // Its transcript is also owed to a receiver that never answers: it must stay.
+    let owed = ended(json!({"webhooks": [
+        {"url": closed_port_url(), "triggers": ["transcript.update"]}]}))
+    .await;
+    assert!(transcript_len(&api, &done).await > 0);
+    let owed_transcript = transcript_len(&api, &owed).await;
+    assert!(owed_transcript > 0);
+    let history = common::event_types(&api.get(&format!("/api/v1/bots/{done}")).await.1);
+
+    let started = std::time::Instant::now();
+    while transcript_len(&api, &done).await > 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the finished bot's transcript outlived its retention"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, bot) = api.get(&format!("/api/v1/bots/{done}")).await;
+    assert_eq!(bot["state"], "ended");
+    assert_eq!(
+        common::event_types(&bot),
+        history,
+        "its state history stays"
+    );
+    assert!(
+        delivery_log(&api, &format!("bot_id={done}&trigger=transcript.update"))
+            .await
+            .is_empty(),
+        "deliveries made from the deleted transcript are left"
+    );
+    assert!(
+        !delivery_log(&api, &format!("bot_id={done}&trigger=bot.state_change"))
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        transcript_len(&api, &owed).await,
+        owed_transcript,
+        "a transcript still owed to a receiver was deleted"
+    );
+}

@@ -34,6 +34,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// How long finished deliveries and their attempts are kept.
     pub delivery_retention: Duration,
+    /// How long after a bot finished its recorded data is kept; `None` keeps it.
+    pub record_retention: Option<Duration>,
 }
 
 /// Where `/metrics` is served and who may read it: operators keep it off the public port, or
@@ -63,6 +65,7 @@ impl Default for ServerConfig {
             metrics: MetricsAccess::default(),
             shutdown_grace: Duration::from_secs(15),
             delivery_retention: Duration::from_secs(30 * 24 * 3600),
+            record_retention: None,
         }
     }
 }

@@ -40,6 +40,8 @@ pub struct Metrics {
     pub handed_back: Counter,
     /// Finished deliveries deleted by retention.
     pub deliveries_deleted: Counter,
+    /// Bots whose recorded data retention deleted.
+    pub bot_data_deleted: Counter,
     pub oldest_due_seconds: Gauge<f64, AtomicU64>,
     /// 1 once an fsync of the write-ahead log failed: nothing more is acknowledged.
     pub log_sync_failed: Gauge,
@@ -95,6 +97,13 @@ impl Default for Metrics {
             "Finished deliveries (with their attempts) deleted past their retention",
             deliveries_deleted.clone(),
         );
+        let bot_data_deleted = Counter::default();
+        registry.register(
+            "bot_data_deleted",
+            "Bots whose recorded data (transcript, chat, participant events, logs) retention \
+             deleted",
+            bot_data_deleted.clone(),
+        );
         let oldest_due_seconds = Gauge::<f64, AtomicU64>::default();
         registry.register(
             "oldest_due_delivery_age_seconds",
@@ -129,6 +138,7 @@ impl Default for Metrics {
             pending,
             handed_back,
             deliveries_deleted,
+            bot_data_deleted,
             oldest_due_seconds,
             log_sync_failed,
             http_connections,

@@ -204,6 +204,10 @@ pub trait Store: Send + Sync + 'static {
         before: Timestamp,
         limit: u32,
     ) -> Result<Swept>;
+    /// One step of record retention: deletes the recorded data (not the state history) of the
+    /// next bot after row `after` that finished before `before` and still has some, with the
+    /// deliveries made from it; a bot with such a delivery still pending is passed over.
+    async fn expire_bot_data(&self, after: i64, before: Timestamp) -> Result<Swept>;
     /// Notified whenever a commit makes new deliveries owed.
     fn deliveries_owed(&self) -> Arc<Notify>;
     /// Why writes can no longer be made durable (a failed log sync), if they cannot: the

@@ -574,6 +574,15 @@ impl Store for SqliteStore {
         deliveries::stats(&self.reader).await
     }
 
+    async fn expire_bot_data(&self, after: i64, before: Timestamp) -> Result<Swept> {
+        self.full_write(retention::expire_bot_data(
+            &self.writer,
+            after,
+            before.timestamp_micros(),
+        ))
+        .await
+    }
+
     async fn sweep_finished_deliveries(
         &self,
         after: i64,

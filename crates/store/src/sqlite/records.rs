@@ -213,14 +213,19 @@ pub(super) fn apply_inputs(
 const MEDIA_DELIVERIES: &str = "SELECT d.seq FROM deliveries d \
      JOIN bot_records r ON r.seq = d.record_seq WHERE d.bot_id = ?1 AND r.kind != 'bot_event'";
 
-/// Refuses to delete a bot's data while a webhook made from it is still owed.
-fn refuse_while_media_owed(db: &rusqlite::Connection, bot_id: &str) -> Result<()> {
-    let pending: i64 = db
+/// How many webhooks made from a bot's recorded data are still owed.
+pub(super) fn media_owed(db: &rusqlite::Connection, bot_id: &str) -> Result<i64> {
+    Ok(db
         .prepare_cached(&format!(
             "SELECT COUNT(*) FROM deliveries WHERE status = 'pending' \
              AND seq IN ({MEDIA_DELIVERIES})"
         ))?
-        .query_row([bot_id], |row| row.get(0))?;
+        .query_row([bot_id], |row| row.get(0))?)
+}
+
+/// Refuses to delete a bot's data while a webhook made from it is still owed.
+fn refuse_while_media_owed(db: &rusqlite::Connection, bot_id: &str) -> Result<()> {
+    let pending = media_owed(db, bot_id)?;
     if pending > 0 {
         return Err(StoreError::Invalid(format!(
             "The bot's data cannot be deleted while {pending} webhook deliveries made from it \
@@ -232,7 +237,7 @@ fn refuse_while_media_owed(db: &rusqlite::Connection, bot_id: &str) -> Result<()
 
 /// Deletes a bot's records other than its state events, with the (finished) deliveries made
 /// from them and their attempts.
-fn delete_media(db: &rusqlite::Connection, bot_id: &str) -> Result<()> {
+pub(super) fn delete_media(db: &rusqlite::Connection, bot_id: &str) -> Result<()> {
     db.prepare_cached(&format!(
         "DELETE FROM delivery_attempts WHERE delivery_seq IN ({MEDIA_DELIVERIES})"
     ))?

@@ -1,4 +1,5 @@
-//! Deleting finished deliveries past their retention, a small batch at a time.
+//! Deleting finished deliveries past their retention, a small batch at a time, and the recorded
+//! data of bots that finished long ago, one bot at a time.
 //!
 //! Rows are visited in `seq` order, which is the order they were made in, so a pass reads from
 //! the oldest row and stops at the first window with nothing old enough; pending deliveries in
@@ -8,6 +9,9 @@
 //! a steady load stops growing once its oldest rows fall out of the window.
 
 use sqlx::SqlitePool;
+
+use super::direct::with_direct;
+use super::records::{delete_media, media_owed};
 
 use crate::error::Result;
 use crate::model::{DeliveryStatus, Swept};
@@ -56,5 +60,44 @@ pub(super) async fn sweep(
     Ok(Swept {
         deleted,
         reached: Some(reached),
+    })
+}
+
+/// Deletes the recorded data (transcript, chat, participant events, logs: not the state
+/// history) of the next bot after row `after` that finished before `before_micros` and still
+/// has some, with the deliveries made from it — unless one of those is still pending, when
+/// the bot is passed over until a later pass. `deleted` counts bots whose data went.
+pub(super) async fn expire_bot_data(
+    pool: &SqlitePool,
+    after: i64,
+    before_micros: i64,
+) -> Result<Swept> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let next: Option<(i64, String)> = sqlx::query_as(
+        "SELECT seq, id FROM bots WHERE seq > ? \
+         AND state IN ('ended', 'fatal_error', 'data_deleted') AND updated_at < ? \
+         AND EXISTS (SELECT 1 FROM bot_records r WHERE r.bot_id = bots.id \
+                     AND r.kind != 'bot_event') \
+         ORDER BY seq LIMIT 1",
+    )
+    .bind(after)
+    .bind(before_micros)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((seq, bot_id)) = next else {
+        return Ok(Swept::default());
+    };
+    let deleted = with_direct(&mut tx, |db| {
+        if media_owed(db, &bot_id)? > 0 {
+            return Ok(0);
+        }
+        delete_media(db, &bot_id)?;
+        Ok(1)
+    })
+    .await?;
+    tx.commit().await?;
+    Ok(Swept {
+        deleted,
+        reached: Some(seq),
     })
 }
