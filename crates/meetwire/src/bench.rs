@@ -87,6 +87,9 @@ pub enum Scenario {
     /// `--events` delivered one per request: the rate in each fifth of the run and the bytes
     /// on disk per delivered event, to show whether the rate holds as the database grows.
     Growth,
+    /// `--events` delivered, then the server restarted with a retention that has them all
+    /// expired: latency at `--rate` while the cleanup of those deliveries runs.
+    Retention,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +130,7 @@ pub async fn run(args: BenchArgs) -> Result<()> {
                 report
             }
             Scenario::Growth => growth(&args).await?,
+            Scenario::Retention => retention(&args).await?,
         };
         println!("\n## {scenario:?}\n{report}");
     }
@@ -142,7 +146,20 @@ struct ServerProcess {
 
 impl ServerProcess {
     async fn start(args: &BenchArgs, extra: &[&str]) -> Result<Self> {
-        let data_dir = tempfile::tempdir()?;
+        Self::start_in(tempfile::tempdir()?, args, extra).await
+    }
+
+    /// Stops the server (SIGKILL) and starts it again on the same data with `extra` flags.
+    async fn restart(mut self, args: &BenchArgs, extra: &[&str]) -> Result<Self> {
+        self.child.kill().await?;
+        Self::start_in(self.data_dir, args, extra).await
+    }
+
+    async fn start_in(
+        data_dir: tempfile::TempDir,
+        args: &BenchArgs,
+        extra: &[&str],
+    ) -> Result<Self> {
         let exe = std::env::current_exe()?;
         let mut child = Command::new(exe)
             .arg("serve")
@@ -1018,6 +1035,67 @@ async fn growth(args: &BenchArgs) -> Result<String> {
         change = 100.0 * (fifths[4] / fifths[0].max(1e-9) - 1.0),
         ratio = per_event / body.max(1.0),
         rss = server.peak_rss_mib().unwrap_or(0.0),
+    ))
+}
+
+/// A sample of the server's `/metrics` (0 if absent).
+async fn metric(server: &ServerProcess, client: &reqwest::Client, name: &str) -> Result<f64> {
+    let text = client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await?
+        .text()
+        .await?;
+    Ok(text
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0))
+}
+
+async fn retention(args: &BenchArgs) -> Result<String> {
+    let server = ServerProcess::start(args, &[]).await?;
+    let start = Instant::now();
+    let filled = Receipts::new(start, args.events, Behaviour::Ok);
+    let addr = start_receiver(filled.clone()).await?;
+    let filling = Arc::new(fixture(&server, &[addr], args.bots).await?);
+    let sends = Sends::new(args.events);
+    flood(&filling, &sends, start, args.events, args.concurrency, 1).await?;
+    await_receipts(&filled, args.events, Duration::from_secs(1800)).await;
+    let fill_took = start.elapsed();
+    // A window of about 1 s: every delivery made so far has expired when the server is back.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let server = server
+        .restart(args, &["--retention-days", "0.00001"])
+        .await?;
+    let events = (args.rate * args.seconds) as usize;
+    let start = Instant::now();
+    let receipts = Receipts::new(start, events, Behaviour::Ok);
+    let addr = start_receiver(receipts.clone()).await?;
+    let fixture = Arc::new(fixture(&server, &[addr], args.bots).await?);
+    let sends = Sends::new(events);
+    let connections = args.concurrency;
+    paced_on_connections(&fixture, &sends, start, events, args.rate, connections).await?;
+    let complete = await_receipts(&receipts, events, Duration::from_secs(60)).await;
+    let deleted = metric(
+        &server,
+        &fixture.client,
+        "meetwire_deliveries_deleted_total",
+    )
+    .await?;
+    let (p50, p99, max) = percentiles(&sends, &receipts);
+    Ok(format!(
+        "{filled_events} events delivered in {fill:.1} s, then the server restarted with a \
+         0.86 s retention\n\
+         while it deleted them: {events} events at {rate:.0}/s over {connections} connections, \
+         delivered {delivered}/{events}{incomplete}\n\
+         event→receipt latency: p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.1} ms\n\
+         finished deliveries deleted meanwhile: {deleted:.0} ({per_second:.0}/s)",
+        filled_events = args.events,
+        fill = fill_took.as_secs_f64(),
+        rate = args.rate,
+        delivered = receipts.delivered.load(Ordering::Relaxed),
+        incomplete = if complete { "" } else { " (INCOMPLETE)" },
+        per_second = deleted / start.elapsed().as_secs_f64().max(1e-9),
     ))
 }
 

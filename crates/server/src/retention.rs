@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use crate::app::AppState;
 
 /// Delivery rows looked at per step.
-const BATCH: u32 = 500;
+const BATCH: u32 = 200;
 /// The pause between two steps of one pass.
 const BETWEEN_STEPS: Duration = Duration::from_millis(10);
 /// The longest time between two passes.

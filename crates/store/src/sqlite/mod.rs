@@ -42,7 +42,7 @@ use sqlx::SqlitePool;
 use tokio::sync::Notify;
 
 use committer::{Committer, Wake};
-use direct::HotWriter;
+use direct::{immediate, HotWriter};
 use syncer::Syncer;
 
 use crate::error::{Result, StoreError};
@@ -575,12 +575,10 @@ impl Store for SqliteStore {
     }
 
     async fn expire_bot_data(&self, after: i64, before: Timestamp) -> Result<Swept> {
-        self.full_write(retention::expire_bot_data(
-            &self.writer,
-            after,
-            before.timestamp_micros(),
-        ))
-        .await
+        let before = before.timestamp_micros();
+        self.hot
+            .run(move |db| immediate(db, |db| retention::expire_bot_data(db, after, before)))
+            .await
     }
 
     async fn sweep_finished_deliveries(
@@ -589,13 +587,10 @@ impl Store for SqliteStore {
         before: Timestamp,
         limit: u32,
     ) -> Result<Swept> {
-        self.full_write(retention::sweep(
-            &self.writer,
-            after,
-            before.timestamp_micros(),
-            limit,
-        ))
-        .await
+        let before = before.timestamp_micros();
+        self.hot
+            .run(move |db| immediate(db, |db| retention::sweep(db, after, before, limit)))
+            .await
     }
 
     fn deliveries_owed(&self) -> Arc<Notify> {
