@@ -7,8 +7,7 @@
 //! commits: a deletion lost in a crash is only done again, so it needs no fsync of its own (a
 //! first version on the second writer fsynced each step with the database's lock held, and
 //! p99 at 1,000 events/s rose from ~3 to 37 ms during a cleanup). The pages freed go back to
-//! SQLite's free list and are reused by new rows, so a database under a steady load stops
-//! growing once its oldest rows fall out of the window.
+//! SQLite's free list and are reused by new rows (the file does not shrink).
 
 use crate::error::Result;
 use crate::model::{DeliveryStatus, Swept};
