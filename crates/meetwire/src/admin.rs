@@ -99,7 +99,16 @@ pub async fn run(command: AdminCommand) -> Result<(), SettingsError> {
         AdminCommand::Backup { to, storage } => {
             let storage = storage_settings(&storage)?;
             let store = open_existing_store(&storage, StoreOptions::default()).await?;
-            store.backup(&to).await?;
+            // A signal abandons the backup: its partial file goes, and nothing is published.
+            tokio::select! {
+                written = store.backup(&to) => written?,
+                () = crate::serve::shutdown_signal() => {
+                    return Err(SettingsError::Invalid(format!(
+                        "interrupted: no backup was written to {}",
+                        to.display()
+                    )));
+                }
+            }
             println!("backup written to {}", to.display());
             println!(
                 "the key that seals webhook secrets is not in it: keep MEETWIRE_SECRET_KEY or {} \

@@ -258,3 +258,57 @@ fn a_restore_refuses_bad_input_and_leaves_nothing_behind() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn a_backup_stopped_by_a_signal_leaves_no_file() {
+    let (dir, _project, server) = setup(&[]);
+    drop(server);
+    // 256 MiB more to copy, so that the signal comes while the copy is being written.
+    let db = rusqlite::Connection::open(dir.path().join("meetwire.sqlite3")).unwrap();
+    db.execute_batch("CREATE TABLE ballast (b BLOB)").unwrap();
+    for _ in 0..256 {
+        db.execute("INSERT INTO ballast VALUES (zeroblob(1048576))", [])
+            .unwrap();
+    }
+    drop(db);
+    let backups = tempfile::tempdir().unwrap();
+    let file = backups.path().join("b.sqlite3");
+    let mut child = std::process::Command::new(common::BIN)
+        .args(["admin", "backup", "--to", path(&file), "--data-dir"])
+        .arg(dir.path())
+        .env("MEETWIRE_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let writing = || {
+        std::fs::read_dir(backups.path())
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().contains(".partial-"))
+    };
+    while !writing() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the backup never began writing"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "it finished first");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let pid = child.id().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(backups.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

@@ -2,9 +2,10 @@
 //!
 //! A backup is SQLite's `VACUUM INTO` on a reader connection: one read transaction, so the copy
 //! is the database as of one moment however much is written meanwhile, and writers are never
-//! blocked (WAL). It is written beside its destination under a temporary name, fsynced (SQLite
-//! does not sync what `VACUUM INTO` writes), and only then linked to its name, which it never
-//! overwrites: a failed or interrupted backup leaves no file that looks like one.
+//! blocked (WAL). It is written in a temporary directory beside its destination, fsynced
+//! (SQLite does not sync what `VACUUM INTO` writes), and only then linked to its name, which it
+//! never overwrites; the directory goes in every case, so a failed or interrupted backup
+//! (SIGTERM included) leaves nothing behind. Only a SIGKILL mid-copy can leave the directory.
 //!
 //! The key that seals webhook secrets is not in a backup: whoever holds the backup alone can
 //! not open them. A restore checks the copy before anything is written, and writes it to the
@@ -25,20 +26,44 @@ pub(super) async fn write(reader: &SqlitePool, to: &Path) -> Result<()> {
             to.display()
         )));
     }
-    let partial = temporary_beside(to)?;
-    let written = async {
-        let path = partial.to_str().ok_or_else(|| {
-            StoreError::Invalid(format!("{}: not a UTF-8 path", partial.display()))
-        })?;
-        sqlx::query("VACUUM INTO ?")
-            .bind(path)
-            .execute(reader)
-            .await?;
-        publish(&partial, to)
+    let partial = Partial::beside(to)?;
+    let file = partial.file();
+    let path = file
+        .to_str()
+        .ok_or_else(|| StoreError::Invalid(format!("{}: not a UTF-8 path", file.display())))?;
+    sqlx::query("VACUUM INTO ?")
+        .bind(path)
+        .execute(reader)
+        .await?;
+    publish(&file, to)
+}
+
+/// A directory beside the destination that the file is written in (with any journal SQLite
+/// keeps beside it), removed with everything in it when this is dropped: after the file was
+/// published under its own name, on a failure, or when the work is abandoned (its future
+/// dropped, as a stopping `admin backup` does on SIGTERM).
+struct Partial(PathBuf);
+
+impl Partial {
+    fn beside(to: &Path) -> Result<Partial> {
+        let name = to
+            .file_name()
+            .ok_or_else(|| StoreError::Invalid(format!("{}: not a file name", to.display())))?;
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let dir = to.with_file_name(format!(".{}.partial-{suffix}", name.to_string_lossy()));
+        std::fs::create_dir(&dir).map_err(|e| io(&dir, e))?;
+        Ok(Partial(dir))
     }
-    .await;
-    let _ = std::fs::remove_file(&partial);
-    written
+
+    fn file(&self) -> PathBuf {
+        self.0.join("copy")
+    }
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Copies the backup `from` into `data_dir`, which must be empty or absent, after checking that
@@ -56,12 +81,10 @@ pub fn restore(from: &Path, data_dir: &Path) -> Result<()> {
     }
     std::fs::create_dir_all(data_dir).map_err(|e| io(data_dir, e))?;
     let to = data_dir.join(DATABASE_FILE);
-    let partial = temporary_beside(&to)?;
-    let copied = std::fs::copy(from, &partial)
-        .map_err(|e| io(&partial, e))
-        .and_then(|_| publish(&partial, &to));
-    let _ = std::fs::remove_file(&partial);
-    copied
+    let partial = Partial::beside(&to)?;
+    let file = partial.file();
+    std::fs::copy(from, &file).map_err(|e| io(&file, e))?;
+    publish(&file, &to)
 }
 
 /// Whether `file` is a readable, intact meetwire database.
@@ -92,15 +115,6 @@ fn check_backup(file: &Path) -> Result<()> {
         return Err(not_a_backup("meetwire's tables are missing".into()));
     }
     Ok(())
-}
-
-/// A name beside `to` for the file being written.
-fn temporary_beside(to: &Path) -> Result<PathBuf> {
-    let name = to
-        .file_name()
-        .ok_or_else(|| StoreError::Invalid(format!("{}: not a file name", to.display())))?;
-    let suffix = uuid::Uuid::new_v4().simple().to_string();
-    Ok(to.with_file_name(format!(".{}.partial-{suffix}", name.to_string_lossy())))
 }
 
 /// Syncs the finished `partial`, then gives it the name `to` (refusing to replace a file that
