@@ -215,6 +215,12 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
             Json(json!({"status": "log sync failed; restart required"})),
         );
     }
+    if let Some(why) = state.store.disk_full() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": why})),
+        );
+    }
     match state.store.project_count().await {
         Ok(_) => (StatusCode::OK, Json(json!({"status": "ready"}))),
         Err(e) => {

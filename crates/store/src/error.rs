@@ -27,6 +27,27 @@ pub enum StoreError {
     CommitFailed(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The disk holding the database has no room for the write; nothing of it was stored.
+    #[error("the disk holding the database is full")]
+    DiskFull,
+}
+
+impl StoreError {
+    /// Whether the database refused a write for want of disk space (SQLITE_FULL), whichever
+    /// connection it came through.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::DiskFull => true,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(failure, _)) => {
+                failure.code == rusqlite::ErrorCode::DiskFull
+            }
+            StoreError::Database(sqlx::Error::Database(db)) => {
+                db.code().and_then(|code| code.parse::<i32>().ok())
+                    == Some(rusqlite::ffi::SQLITE_FULL)
+            }
+            _ => false,
+        }
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

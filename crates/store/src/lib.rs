@@ -36,6 +36,9 @@ pub trait Store: Send + Sync + 'static {
     /// go on. `to` must not exist; the copy is on disk when this returns, and a failure leaves
     /// no file behind. The key that seals webhook secrets is not in it.
     async fn backup(&self, to: &std::path::Path) -> Result<()>;
+    /// Why writes are being refused for want of disk space, if the last write that failed did
+    /// for that reason and the disk still has no room (readiness).
+    fn disk_full(&self) -> Option<String>;
     /// A project's webhook secrets that still sign, newest (the active one) first.
     async fn webhook_secrets(&self, project_id: &str) -> Result<Vec<SealedSecret>>;
     /// Adds an API key to a project; the key is returned in clear once.

@@ -37,6 +37,12 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(m) => ApiError::Conflict(m),
             StoreError::Invalid(m) => ApiError::BadRequest(m),
             StoreError::Transition(t) => ApiError::BadRequest(t.to_string()),
+            full if full.is_disk_full() => ApiError::Rejected {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: "The server's disk is full: nothing was stored. Try again once space \
+                          is freed."
+                    .into(),
+            },
             other => {
                 tracing::error!(error = %other, "storage failure");
                 ApiError::Internal

@@ -90,6 +90,8 @@ pub(super) struct Wake {
     pub syncer: Syncer,
     pub handoff: Arc<HandOff>,
     pub owed: Arc<Notify>,
+    /// Marked when a commit finds the disk full (readiness).
+    pub space: Arc<super::space::DiskSpace>,
 }
 
 async fn run(writer: HotWriter, mut rx: mpsc::Receiver<Job>, options: StoreOptions, wake: Wake) {
@@ -173,6 +175,7 @@ async fn commit_group(
     wake: &Wake,
 ) -> Option<Committed> {
     let syncer = wake.syncer.clone();
+    let space = wake.space.clone();
     let committed = writer
         .run(move |db| {
             let applied = immediate(db, |db| {
@@ -185,10 +188,18 @@ async fn commit_group(
                 }
                 Err(e) => {
                     tracing::error!(error = %e, jobs = group.len(), "group commit failed");
+                    space.note(&e);
+                    let disk_full = e.is_disk_full();
                     let message = e.to_string();
                     group
                         .iter()
-                        .map(|_| Err(StoreError::CommitFailed(message.clone())))
+                        .map(|_| {
+                            Err(if disk_full {
+                                StoreError::DiskFull
+                            } else {
+                                StoreError::CommitFailed(message.clone())
+                            })
+                        })
                         .collect()
                 }
             };

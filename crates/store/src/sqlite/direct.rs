@@ -169,7 +169,12 @@ pub(super) fn immediate<T>(
             Ok(()) => Ok(value),
             Err(e) => {
                 let _ = db.execute_batch("ROLLBACK");
-                Err(StoreError::CommitFailed(e.to_string()))
+                let failed = StoreError::Sqlite(e);
+                Err(if failed.is_disk_full() {
+                    StoreError::DiskFull
+                } else {
+                    StoreError::CommitFailed(failed.to_string())
+                })
             }
         },
         Err(e) => {

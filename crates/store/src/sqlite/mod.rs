@@ -22,6 +22,7 @@ mod outbox;
 mod records;
 mod retention;
 mod rows;
+mod space;
 mod subscriptions;
 mod syncer;
 mod users;
@@ -127,6 +128,7 @@ impl SqliteStore {
             syncer: Syncer::start(data_dir.join(format!("{DATABASE_FILE}-wal")), newest_seq),
             handoff: Arc::new(HandOff::new(keys, registration.node.clone())),
             owed: Arc::new(Notify::new()),
+            space: Arc::new(space::DiskSpace::new(data_dir.to_owned())),
         };
         liveness::watch(writer.clone(), data_dir.to_owned(), wake.owed.clone());
         let committer = Committer::start(hot.clone(), store_options.clone(), wake.clone());
@@ -163,6 +165,7 @@ impl SqliteStore {
         }
         let result = write.await;
         if let Err(e) = &result {
+            self.wake.space.note(e);
             if lost_write(e) {
                 self.wake.syncer.fail(&e.to_string());
             }
@@ -532,6 +535,10 @@ impl Store for SqliteStore {
 
     fn durability_failure(&self) -> Option<String> {
         self.wake.syncer.failure()
+    }
+
+    fn disk_full(&self) -> Option<String> {
+        self.wake.space.full()
     }
 
     async fn record_attempts(&self, results: Arc<[AttemptResult]>) -> Result<usize> {
