@@ -46,6 +46,14 @@ async fn pending_keys(api: &common::Api) -> Vec<String> {
         .collect()
 }
 
+/// `meetwire admin backup --to FILE --data-dir DIR`.
+fn backup(file: &Path, dir: &Path) -> (bool, String) {
+    admin(
+        &["backup", "--to", path(file), "--data-dir", path(dir)],
+        &[],
+    )
+}
+
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
@@ -97,16 +105,7 @@ async fn a_backup_taken_under_load_restores_and_delivers_what_was_pending() {
             }
         }
     });
-    let (ok, out) = admin(
-        &[
-            "backup",
-            "--to",
-            path(&file),
-            "--data-dir",
-            path(dir.path()),
-        ],
-        &[],
-    );
+    let (ok, out) = backup(&file, dir.path());
     writing.await.unwrap();
     assert!(ok, "{out}");
     assert!(
@@ -115,29 +114,11 @@ async fn a_backup_taken_under_load_restores_and_delivers_what_was_pending() {
     );
 
     // A backup never overwrites.
-    let (ok, out) = admin(
-        &[
-            "backup",
-            "--to",
-            path(&file),
-            "--data-dir",
-            path(dir.path()),
-        ],
-        &[],
-    );
+    let (ok, out) = backup(&file, dir.path());
     assert!(!ok && out.contains("already exists"), "{out}");
     // Nor writes where it cannot; nothing is left behind.
     let nowhere = backups.path().join("missing").join("b");
-    let (ok, out) = admin(
-        &[
-            "backup",
-            "--to",
-            path(&nowhere),
-            "--data-dir",
-            path(dir.path()),
-        ],
-        &[],
-    );
+    let (ok, out) = backup(&nowhere, dir.path());
     assert!(!ok, "{out}");
     assert_eq!(std::fs::read_dir(backups.path()).unwrap().count(), 1);
     drop(server);
@@ -198,16 +179,7 @@ fn a_restore_refuses_bad_input_and_leaves_nothing_behind() {
     let (dir, _project, server) = setup(&[]);
     let backups = tempfile::tempdir().unwrap();
     let file = backups.path().join("b.sqlite3");
-    let (ok, out) = admin(
-        &[
-            "backup",
-            "--to",
-            path(&file),
-            "--data-dir",
-            path(dir.path()),
-        ],
-        &[],
-    );
+    let (ok, out) = backup(&file, dir.path());
     assert!(ok, "{out}");
     drop(server);
 

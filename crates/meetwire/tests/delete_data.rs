@@ -7,18 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::receiver::{closed_port_url, delivery_log, wait_delivery_log, Receiver};
-use common::{setup, Api};
+use common::{ended_sandbox_bot, setup, Api, BOT_TRIGGERS};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-
-const ALL_TRIGGERS: &[&str] = &[
-    "bot.state_change",
-    "transcript.update",
-    "chat_messages.update",
-    "participant_events.join_leave",
-    "participant_events.speech_start_stop",
-    "bot_logs.update",
-];
 
 /// The number of items a bot's list endpoint (`transcript`, `chat_messages`, …) returns.
 async fn count(api: &Api, bot: &str, list: &str) -> usize {
@@ -32,18 +23,6 @@ async fn count(api: &Api, bot: &str, list: &str) -> usize {
 
 const LISTS: [&str; 4] = ["transcript", "chat_messages", "participant_events", "logs"];
 
-async fn ended_sandbox_bot(api: &Api, extra: Value) -> String {
-    let mut body = json!({"meeting_url": "sandbox://standup?speed=20"});
-    if let (Value::Object(body), Value::Object(extra)) = (&mut body, extra) {
-        body.extend(extra);
-    }
-    let bot = api.create_bot(body).await;
-    let id = bot["id"].as_str().unwrap().to_owned();
-    api.wait_bot(&id, Duration::from_secs(60), |b| b["state"] == "ended")
-        .await;
-    id
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_bots_data_keeps_its_shell_and_state_history() {
     let rx = Receiver::ok().await;
@@ -55,7 +34,7 @@ async fn deleting_a_bots_data_keeps_its_shell_and_state_history() {
         "60",
     ]);
     let api = server.api(&project.api_key);
-    api.subscribe(&rx.url(), ALL_TRIGGERS).await;
+    api.subscribe(&rx.url(), &BOT_TRIGGERS).await;
 
     // Only an ended or failed bot's data can be deleted.
     let early = api

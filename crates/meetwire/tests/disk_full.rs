@@ -109,7 +109,10 @@ async fn a_full_disk_refuses_writes_clearly_and_recovers_when_space_is_freed() {
         }
         i += 1;
     }
-    println!("{} events acknowledged before the disk filled", acknowledged.len());
+    println!(
+        "{} events acknowledged before the disk filled",
+        acknowledged.len()
+    );
     assert!(acknowledged.len() > 100, "{}", acknowledged.len());
     let (status, ready) = api.get("/readyz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{ready}");

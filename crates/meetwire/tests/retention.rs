@@ -150,24 +150,13 @@ async fn a_finished_bots_recorded_data_goes_after_its_retention_and_its_history_
     let api = server.api(&project.api_key);
     api.subscribe(&rx.url(), &["transcript.update", "bot.state_change"])
         .await;
-    let ended = |extra: Value| {
-        let api = api.clone();
-        async move {
-            let mut body = json!({"meeting_url": "sandbox://standup?speed=20"});
-            if let (Value::Object(body), Value::Object(extra)) = (&mut body, extra) {
-                body.extend(extra);
-            }
-            let bot = api.create_bot(body).await;
-            let id = bot["id"].as_str().unwrap().to_owned();
-            api.wait_bot(&id, Duration::from_secs(60), |b| b["state"] == "ended")
-                .await;
-            id
-        }
-    };
-    let done = ended(json!({})).await;
+    let done = common::ended_sandbox_bot(&api, json!({})).await;
     // Its transcript is also owed to a receiver that never answers: it must stay.
-    let owed = ended(json!({"webhooks": [
-        {"url": closed_port_url(), "triggers": ["transcript.update"]}]}))
+    let owed = common::ended_sandbox_bot(
+        &api,
+        json!({"webhooks": [
+        {"url": closed_port_url(), "triggers": ["transcript.update"]}]}),
+    )
     .await;
     assert!(transcript_len(&api, &done).await > 0);
     let owed_transcript = transcript_len(&api, &owed).await;

@@ -16,20 +16,11 @@ use common::receiver::{
     all_finished, log_record, sandbox_script, wait_delivery_log, Received, Receiver,
     FAST_LOOPBACK as LOOPBACK,
 };
-use common::{create_runner_token, is_webhook_time, setup, Api};
+use common::{create_runner_token, is_webhook_time, setup, Api, BOT_TRIGGERS};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-const BOT_TRIGGERS: [&str; 6] = [
-    "bot.state_change",
-    "transcript.update",
-    "chat_messages.update",
-    "participant_events.join_leave",
-    "participant_events.speech_start_stop",
-    "bot_logs.update",
-];
 
 /// Verifies each case with Python's `json`, `hmac`, `hashlib` and `base64`, exactly as an
 /// Attendee receiver does, and the Standard Webhooks header as its libraries do.

@@ -421,3 +421,27 @@ pub fn is_webhook_time(s: &str) -> bool {
     chrono::NaiveDateTime::parse_from_str(main, "%Y-%m-%dT%H:%M:%S").is_ok()
         && fraction.is_none_or(|f| f.len() == 6 && f.bytes().all(|b| b.is_ascii_digit()))
 }
+
+/// Every bot trigger of the contract.
+pub const BOT_TRIGGERS: [&str; 6] = [
+    "bot.state_change",
+    "transcript.update",
+    "chat_messages.update",
+    "participant_events.join_leave",
+    "participant_events.speech_start_stop",
+    "bot_logs.update",
+];
+
+/// Creates a bot in a quick sandbox meeting (with `extra` fields, e.g. its own `webhooks`)
+/// and waits until it has ended; returns its id.
+pub async fn ended_sandbox_bot(api: &Api, extra: Value) -> String {
+    let mut body = serde_json::json!({"meeting_url": "sandbox://standup?speed=20"});
+    if let (Value::Object(body), Value::Object(extra)) = (&mut body, extra) {
+        body.extend(extra);
+    }
+    let bot = api.create_bot(body).await;
+    let id = bot["id"].as_str().unwrap().to_owned();
+    api.wait_bot(&id, Duration::from_secs(60), |b| b["state"] == "ended")
+        .await;
+    id
+}
