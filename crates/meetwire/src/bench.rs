@@ -803,20 +803,50 @@ async fn paced_on_connections(
     Ok(())
 }
 
-async fn latency(args: &BenchArgs) -> Result<String> {
-    let server = ServerProcess::start(args, &[]).await?;
+/// What one open-loop phase (`--rate` events for `--seconds`) saw.
+struct Paced {
+    fixture: Arc<Fixture>,
+    events: usize,
+    delivered: usize,
+    complete: bool,
+    /// p50, p99 and max latency, in ms.
+    latency: (f64, f64, f64),
+    cpu: String,
+}
+
+/// Paces `--rate` events for `--seconds` over `--concurrency` connections to a new project on
+/// `server` with a receiver of its own, and waits for their receipts.
+async fn paced(server: &ServerProcess, args: &BenchArgs) -> Result<Paced> {
     let events = (args.rate * args.seconds) as usize;
     let start = Instant::now();
     let receipts = Receipts::new(start, events, Behaviour::Ok);
     let addr = start_receiver(receipts.clone()).await?;
-    let fixture = Arc::new(fixture(&server, &[addr], args.bots).await?);
+    let fixture = Arc::new(fixture(server, &[addr], args.bots).await?);
     let sends = Sends::new(events);
     let cpu_before = server.cpu_time();
     let connections = args.concurrency;
     paced_on_connections(&fixture, &sends, start, events, args.rate, connections).await?;
     let complete = await_receipts(&receipts, events, Duration::from_secs(60)).await;
-    let cpu = cpu_per_event(cpu_before, server.cpu_time(), events);
-    let (p50, p99, max) = percentiles(&sends, &receipts);
+    Ok(Paced {
+        fixture,
+        events,
+        delivered: receipts.delivered.load(Ordering::Relaxed),
+        complete,
+        latency: percentiles(&sends, &receipts),
+        cpu: cpu_per_event(cpu_before, server.cpu_time(), events),
+    })
+}
+
+async fn latency(args: &BenchArgs) -> Result<String> {
+    let server = ServerProcess::start(args, &[]).await?;
+    let Paced {
+        events,
+        delivered,
+        complete,
+        latency: (p50, p99, max),
+        cpu,
+        ..
+    } = paced(&server, args).await?;
     Ok(format!(
         "{events} events at {rate:.0}/s, one per request, open loop over {connections} connections\n\
          delivered: {delivered}/{events}{incomplete}\n\
@@ -824,7 +854,7 @@ async fn latency(args: &BenchArgs) -> Result<String> {
          server CPU: {cpu}\n\
          server peak RSS: {rss:.1} MiB",
         rate = args.rate,
-        delivered = receipts.delivered.load(Ordering::Relaxed),
+        connections = args.concurrency,
         incomplete = if complete { "" } else { " (INCOMPLETE)" },
         rss = server.peak_rss_mib().unwrap_or(0.0),
     ))
@@ -883,19 +913,7 @@ async fn backlog(args: &BenchArgs) -> Result<String> {
     let start = Instant::now();
     let sends = Sends::new(args.backlog);
     let took = flood(&fixture, &sends, start, args.backlog, args.concurrency, 100).await?;
-    let metrics = fixture
-        .client
-        .get(format!("{}/metrics", server.base))
-        .send()
-        .await?
-        .text()
-        .await?;
-    let pending = metrics
-        .lines()
-        .find(|l| l.starts_with("meetwire_deliveries_pending "))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap_or("?")
-        .to_owned();
+    let pending = metric(&server, &fixture.client, "meetwire_deliveries_pending").await?;
     Ok(format!(
         "{events} events ingested in batches of 100 in {secs:.1} s; pending deliveries: {pending}\n\
          server RSS now: {rss:.1} MiB, peak: {peak:.1} MiB",
@@ -1067,22 +1085,22 @@ async fn retention(args: &BenchArgs) -> Result<String> {
     let server = server
         .restart(args, &["--retention-days", "0.00001"])
         .await?;
-    let events = (args.rate * args.seconds) as usize;
-    let start = Instant::now();
-    let receipts = Receipts::new(start, events, Behaviour::Ok);
-    let addr = start_receiver(receipts.clone()).await?;
-    let fixture = Arc::new(fixture(&server, &[addr], args.bots).await?);
-    let sends = Sends::new(events);
+    let phase_start = Instant::now();
+    let Paced {
+        fixture,
+        events,
+        delivered,
+        complete,
+        latency: (p50, p99, max),
+        ..
+    } = paced(&server, args).await?;
     let connections = args.concurrency;
-    paced_on_connections(&fixture, &sends, start, events, args.rate, connections).await?;
-    let complete = await_receipts(&receipts, events, Duration::from_secs(60)).await;
     let deleted = metric(
         &server,
         &fixture.client,
         "meetwire_deliveries_deleted_total",
     )
     .await?;
-    let (p50, p99, max) = percentiles(&sends, &receipts);
     Ok(format!(
         "{filled_events} events delivered in {fill:.1} s, then the server restarted with a \
          0.86 s retention\n\
@@ -1093,9 +1111,8 @@ async fn retention(args: &BenchArgs) -> Result<String> {
         filled_events = args.events,
         fill = fill_took.as_secs_f64(),
         rate = args.rate,
-        delivered = receipts.delivered.load(Ordering::Relaxed),
         incomplete = if complete { "" } else { " (INCOMPLETE)" },
-        per_second = deleted / start.elapsed().as_secs_f64().max(1e-9),
+        per_second = deleted / phase_start.elapsed().as_secs_f64().max(1e-9),
     ))
 }
 

@@ -158,12 +158,7 @@ async fn lifecycle(kind: Kind) {
     let project = create_project(dir.path(), kind.platform());
     let server = start_server(dir.path(), &[&fake]);
     let api = server.api(&project.api_key);
-    let receiver = Receiver::ok().await;
-    api.subscribe(
-        &receiver.url(),
-        &["calendar.events_update", "calendar.state_change"],
-    )
-    .await;
+    let receiver = api.calendar_receiver().await;
 
     let uuid = match kind {
         // `#` and `/` must travel percent-encoded in the path.
@@ -564,12 +559,7 @@ async fn a_graph_next_link_to_another_origin_disconnects_without_sending_the_tok
     let project = create_project(dir.path(), "graph links");
     let server = start_server(dir.path(), &[&graph]);
     let api = server.api(&project.api_key);
-    let receiver = Receiver::ok().await;
-    api.subscribe(
-        &receiver.url(),
-        &["calendar.events_update", "calendar.state_change"],
-    )
-    .await;
+    let receiver = api.calendar_receiver().await;
 
     let uuid = "AAMkAGI2/team+calendar=";
     let (status, calendar) = api

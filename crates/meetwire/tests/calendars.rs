@@ -72,12 +72,7 @@ async fn an_ical_feed_syncs_changes_and_disconnects_with_signed_webhooks() {
     let project = create_project(dir.path(), "calendars");
     let server = Server::start(dir.path(), FAST_LOOPBACK);
     let api = server.api(&project.api_key);
-    let receiver = Receiver::ok().await;
-    api.subscribe(
-        &receiver.url(),
-        &["calendar.events_update", "calendar.state_change"],
-    )
-    .await;
+    let receiver = api.calendar_receiver().await;
     let feed = Feed::start(calendar_text(10, true)).await;
 
     let (status, calendar) = api

@@ -7,19 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::receiver::{closed_port_url, delivery_log, wait_delivery_log, Receiver};
-use common::{ended_sandbox_bot, setup, Api, BOT_TRIGGERS};
+use common::{ended_sandbox_bot, setup, BOT_TRIGGERS};
 use reqwest::StatusCode;
-use serde_json::{json, Value};
-
-/// The number of items a bot's list endpoint (`transcript`, `chat_messages`, …) returns.
-async fn count(api: &Api, bot: &str, list: &str) -> usize {
-    let (status, body) = api.get(&format!("/api/v1/bots/{bot}/{list}")).await;
-    assert_eq!(status, StatusCode::OK, "{list}: {body}");
-    match &body {
-        Value::Array(items) => items.len(),
-        page => page["results"].as_array().map_or(0, Vec::len),
-    }
-}
+use serde_json::json;
 
 const LISTS: [&str; 4] = ["transcript", "chat_messages", "participant_events", "logs"];
 
@@ -50,7 +40,7 @@ async fn deleting_a_bots_data_keeps_its_shell_and_state_history() {
     let bot = ended_sandbox_bot(&api, json!({})).await;
     for list in LISTS {
         assert!(
-            count(&api, &bot, list).await > 0,
+            api.bot_list_len(&bot, list).await > 0,
             "the sandbox made no {list}"
         );
     }
@@ -72,7 +62,11 @@ async fn deleting_a_bots_data_keeps_its_shell_and_state_history() {
     assert_eq!(deleted["state"], "data_deleted");
     assert_eq!(deleted["id"], bot.as_str());
     for list in LISTS {
-        assert_eq!(count(&api, &bot, list).await, 0, "{list} is still there");
+        assert_eq!(
+            api.bot_list_len(&bot, list).await,
+            0,
+            "{list} is still there"
+        );
     }
     // The state history stays, with the new state at its end, and so do its deliveries.
     let events = common::event_types(&deleted);
@@ -124,13 +118,13 @@ async fn deleting_a_bots_data_keeps_its_shell_and_state_history() {
         json!({"webhooks": [{"url": closed_port_url(), "triggers": ["transcript.update"]}]}),
     )
     .await;
-    let transcript = count(&api, &owed, "transcript").await;
+    let transcript = api.bot_list_len(&owed, "transcript").await;
     let (status, body) = api
         .post(&format!("/api/v1/bots/{owed}/delete_data"), &json!({}))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body.to_string().contains("pending"), "{body}");
-    assert_eq!(count(&api, &owed, "transcript").await, transcript);
+    assert_eq!(api.bot_list_len(&owed, "transcript").await, transcript);
     let (_, still) = api.get(&format!("/api/v1/bots/{owed}")).await;
     assert_eq!(still["state"], "ended");
 }

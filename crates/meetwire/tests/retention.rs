@@ -129,12 +129,6 @@ async fn finished_deliveries_past_their_retention_are_deleted_and_nothing_else()
     );
 }
 
-/// The number of utterances in a bot's transcript.
-async fn transcript_len(api: &common::Api, bot: &str) -> usize {
-    let (_, transcript) = api.get(&format!("/api/v1/bots/{bot}/transcript")).await;
-    transcript.as_array().map_or(0, Vec::len)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_finished_bots_recorded_data_goes_after_its_retention_and_its_history_stays() {
     let rx = common::receiver::Receiver::ok().await;
@@ -158,13 +152,13 @@ async fn a_finished_bots_recorded_data_goes_after_its_retention_and_its_history_
         {"url": closed_port_url(), "triggers": ["transcript.update"]}]}),
     )
     .await;
-    assert!(transcript_len(&api, &done).await > 0);
-    let owed_transcript = transcript_len(&api, &owed).await;
+    assert!(api.bot_list_len(&done, "transcript").await > 0);
+    let owed_transcript = api.bot_list_len(&owed, "transcript").await;
     assert!(owed_transcript > 0);
     let history = common::event_types(&api.get(&format!("/api/v1/bots/{done}")).await.1);
 
     let started = std::time::Instant::now();
-    while transcript_len(&api, &done).await > 0 {
+    while api.bot_list_len(&done, "transcript").await > 0 {
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "the finished bot's transcript outlived its retention"
@@ -190,7 +184,7 @@ async fn a_finished_bots_recorded_data_goes_after_its_retention_and_its_history_
             .is_empty()
     );
     assert_eq!(
-        transcript_len(&api, &owed).await,
+        api.bot_list_len(&owed, "transcript").await,
         owed_transcript,
         "a transcript still owed to a receiver was deleted"
     );

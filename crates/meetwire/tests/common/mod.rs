@@ -379,6 +379,28 @@ impl Api {
         body
     }
 
+    /// A receiver subscribed to both calendar triggers at the project level.
+    pub async fn calendar_receiver(&self) -> receiver::Receiver {
+        let receiver = receiver::Receiver::ok().await;
+        self.subscribe(
+            &receiver.url(),
+            &["calendar.events_update", "calendar.state_change"],
+        )
+        .await;
+        receiver
+    }
+
+    /// How many items a bot's list (`transcript`, `chat_messages`, `participant_events`,
+    /// `logs`) holds: a plain array, or a page's `results`.
+    pub async fn bot_list_len(&self, bot: &str, list: &str) -> usize {
+        let (status, body) = self.get(&format!("/api/v1/bots/{bot}/{list}")).await;
+        assert_eq!(status, StatusCode::OK, "{list}: {body}");
+        match &body {
+            Value::Array(items) => items.len(),
+            page => page["results"].as_array().map_or(0, Vec::len),
+        }
+    }
+
     pub async fn patch(&self, path: &str, body: &Value) -> (StatusCode, Value) {
         self.call(Method::PATCH, path, Some(body)).await
     }

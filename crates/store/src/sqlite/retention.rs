@@ -9,6 +9,8 @@
 //! p99 at 1,000 events/s rose from ~3 to 37 ms during a cleanup). The pages freed go back to
 //! SQLite's free list and are reused by new rows (the file does not shrink).
 
+use rusqlite::OptionalExtension;
+
 use crate::error::Result;
 use crate::model::{DeliveryStatus, Swept};
 
@@ -80,11 +82,7 @@ pub(super) fn expire_bot_data(
         .query_row(rusqlite::params![after, before_micros], |row| {
             Ok((row.get(0)?, row.get(1)?))
         })
-        .map(Some)
-        .or_else(|e| match e {
-            rusqlite::Error::QueryReturnedNoRows => Ok(None),
-            other => Err(other),
-        })?;
+        .optional()?;
     let Some((seq, bot_id)) = next else {
         return Ok(Swept::default());
     };
