@@ -495,8 +495,15 @@ async fn a_user_walks_through_the_ui_in_a_real_browser() {
         rule.contains("Calendar notes") && rule.contains("@example.com"),
         "{rule}"
     );
+    let events = w.read("#calendar-events").await;
+    assert!(
+        events.contains("Calendar notes"),
+        "the event's row names the bot auto-join sent: {events}"
+    );
     w.shot("13-calendar").await;
-    w.goto(&format!("{project}/bots/{calendar_bot}")).await;
+    w.click_link("Calendar notes").await;
+    w.wait_path(|p| p.ends_with(&format!("/bots/{calendar_bot}")))
+        .await;
     w.wait_for("Calendar event").await;
     let joins_at = w.read("#bot-joins-at").await;
     assert!(

@@ -88,6 +88,8 @@ pub struct BotFilter {
     pub meeting_url: Option<String>,
     pub deduplication_key: Option<String>,
     pub states: Vec<BotState>,
+    /// The bots sent to one calendar event.
+    pub calendar_event_id: Option<String>,
 }
 
 /// Who is acting on a bot: the access rule differs.

@@ -179,7 +179,7 @@ fn bot_filter(params: &QueryParams) -> ApiResult<BotFilter> {
     let mut filter = BotFilter {
         meeting_url: params.get("meeting_url").cloned(),
         deduplication_key: params.get("deduplication_key").cloned(),
-        states: Vec::new(),
+        ..BotFilter::default()
     };
     for code in params
         .all("states")

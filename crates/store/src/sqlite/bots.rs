@@ -183,6 +183,9 @@ pub(super) async fn list(
     if filter.deduplication_key.is_some() {
         sql.push_str(" AND deduplication_key = ?");
     }
+    if filter.calendar_event_id.is_some() {
+        sql.push_str(" AND calendar_event_id = ?");
+    }
     if !filter.states.is_empty() {
         let marks = vec!["?"; filter.states.len()].join(", ");
         sql.push_str(&format!(" AND state IN ({marks})"));
@@ -196,6 +199,9 @@ pub(super) async fn list(
     }
     if let Some(key) = &filter.deduplication_key {
         query = query.bind(key);
+    }
+    if let Some(event) = &filter.calendar_event_id {
+        query = query.bind(event);
     }
     for state in &filter.states {
         query = query.bind(state.code());

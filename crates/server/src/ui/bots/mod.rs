@@ -98,8 +98,8 @@ async fn find(
     }
     let filter = BotFilter {
         meeting_url: q.map(str::to_owned),
-        deduplication_key: None,
         states: wanted.into_iter().collect(),
+        ..BotFilter::default()
     };
     let after = query.cursor.as_deref().map(decode).transpose()?;
     let page = PageRequest {

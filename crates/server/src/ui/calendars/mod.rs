@@ -7,9 +7,12 @@ use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use meetwire_core::auto_join::AutoJoinRule;
 use meetwire_core::calendar::CalendarState;
-use meetwire_store::{Calendar, CalendarEventFilter, CalendarFilter, DeliveryFilter, PageRequest};
+use meetwire_store::{
+    BotFilter, Calendar, CalendarEventFilter, CalendarFilter, DeliveryFilter, PageRequest,
+};
 use serde::Deserialize;
 
+use super::bots::bot_href;
 use super::delivery_list::{self, DeliveryRow, RowLinks};
 use super::error::UiResult;
 use super::form::CsrfForm;
@@ -108,6 +111,8 @@ struct EventRow {
     name: String,
     meeting_url: String,
     deleted: bool,
+    /// The bot sent to the event (the newest, if several were), and its page.
+    bot: Option<(String, String)>,
 }
 
 #[derive(Template)]
@@ -211,23 +216,45 @@ pub async fn page(
             .store
             .list_calendar_events(project, &filter, page)
             .await?;
-        let mut events: Vec<EventRow> = page
-            .items
-            .iter()
-            .map(|e| EventRow {
+        let mut events = Vec::with_capacity(page.items.len());
+        for e in &page.items {
+            events.push(EventRow {
                 start: when(&e.start_time),
                 end: when(&e.end_time),
                 name: e.name.clone().unwrap_or_default(),
                 meeting_url: e.meeting_url.clone().unwrap_or_default(),
                 deleted: e.is_deleted,
-            })
-            .collect();
+                bot: event_bot(&state, project, &e.id).await?,
+            });
+        }
         events.sort_by(|a, b| a.start.cmp(&b.start));
         shown.events = events;
         shown.next_href = page.next.map(link);
         shown.previous_href = page.previous.map(link);
     }
     render(&shown)
+}
+
+/// The newest bot sent to calendar event `event`: its name and page.
+async fn event_bot(
+    state: &AppState,
+    project: &str,
+    event: &str,
+) -> UiResult<Option<(String, String)>> {
+    let filter = BotFilter {
+        calendar_event_id: Some(event.to_owned()),
+        ..BotFilter::default()
+    };
+    let newest = PageRequest {
+        after: None,
+        limit: 1,
+    };
+    let bots = state.store.list_bots(project, &filter, newest).await?;
+    Ok(bots
+        .items
+        .into_iter()
+        .next()
+        .map(|bot| (bot.bot_name, bot_href(project, &bot.id))))
 }
 
 pub async fn sync(
